@@ -1,0 +1,63 @@
+# matih-ingest: `make run` starts the local stack and a demo run; `make test` runs the suite.
+# Both set up everything first (virtualenv, packages, Kafka jars); each step is idempotent.
+
+SHELL := bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+.PHONY: install
+install: $(INSTALLED) ## Create the virtualenv and install the package with its dev tools
+
+.PHONY: kafka-fetch
+kafka-fetch: ## Resolve the Apache Kafka jars from Maven Central (cached in .cache/kafka)
+	deploy/kafka/kafka.sh fetch
+
+.PHONY: kafka-start
+kafka-start: kafka-fetch ## Start the local Kafka broker (KRaft, 127.0.0.1:9092)
+	deploy/kafka/kafka.sh start
+
+.PHONY: kafka-stop
+kafka-stop: ## Stop the local Kafka broker
+	deploy/kafka/kafka.sh stop
+
+.PHONY: run
+run: install kafka-fetch ## Start broker, worker and MLflow UI, then run the demo (Ctrl-C stops all)
+	$(BIN)/matih-ingest up --demo
+
+.PHONY: test
+test: install kafka-fetch ## Run the whole suite (starts its own broker on a test port)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Run the unit tests only (no broker)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: install kafka-fetch ## Benchmark the SDK call cost and Kafka->MLflow throughput vs MLflow
+	$(BIN)/python -m tests.bench.pipeline
+
+.PHONY: lint
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: clean
+clean: ## Remove local data (MLflow store, broker logs); keeps the venv and jar cache
+	deploy/kafka/kafka.sh stop || true
+	rm -rf .data

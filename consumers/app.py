@@ -1,0 +1,44 @@
+"""The worker: a FastStream Kafka app with one batch subscriber and manual acks."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from consumers.handler import BatchHandler
+from consumers.settings import ConsumerSettings
+from consumers.sink.base import BaseSink
+from consumers.stats import WorkerStats
+from ingest.topics import ensure_topics, events_topic
+
+
+def build_worker(settings: ConsumerSettings, sink: BaseSink, stats: WorkerStats | None = None) -> FastStream:
+    """The worker app: reads the events topic in batches and writes them through ``sink``.
+
+    Topics are created on start-up if missing. Offsets are committed only after a
+    batch was written.
+    """
+    broker = KafkaBroker(settings.kafka.bootstrap_servers, client_id=settings.client_id)
+    handler = BatchHandler(sink, settings, stats or WorkerStats())
+
+    @broker.subscriber(
+        events_topic(settings.kafka),
+        group_id=settings.kafka.consumer_group,
+        batch=True,
+        max_records=settings.max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def write_batch(message: KafkaMessage) -> None:
+        await handler(message)
+
+    app = FastStream(broker)
+
+    @app.on_startup
+    async def create_topics() -> None:
+        await ensure_topics(settings.kafka)
+
+    return app

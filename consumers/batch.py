@@ -1,0 +1,125 @@
+"""Coalescing: a batch of events becomes, per run, the fewest writes MLflow allows.
+
+Events are grouped by run in arrival order. Metric points are kept (exact
+duplicates once); params keep their first value, and a later different value for
+the same key is rejected, as MLflow would reject it; tags keep their last value;
+a run ends once, with the first end seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from typing import Any
+
+from ingest.events import (
+    Event,
+    EventEnvelope,
+    MetricPoint,
+    MetricsLogged,
+    ParamsLogged,
+    RunCreated,
+    RunEnded,
+    TagsSet,
+)
+from ingest.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, MAX_TAGS_PER_BATCH
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """Where an event was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An event, or part of one, that can never be written, and why."""
+
+    reason: str
+    event: EventEnvelope | None = None
+    source: RecordRef | None = None
+
+
+@dataclass
+class RunWrites:
+    """Everything one batch writes to one run."""
+
+    tenant_id: str
+    run_id: str
+    experiment_name: str | None = None
+    created: RunCreated | None = None
+    metrics: list[MetricPoint] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    ended: RunEnded | None = None
+    sources: dict[str, tuple[EventEnvelope, RecordRef | None]] = field(default_factory=dict)
+    """Per param key, the event that carried it (to reject just that event)."""
+    rejections: list[Rejection] = field(default_factory=list)
+    events: list[tuple[EventEnvelope, RecordRef | None]] = field(default_factory=list)
+    _seen: set[tuple[str, int, int, float]] = field(default_factory=set)
+
+    def add(self, event: Event, source: RecordRef | None) -> None:
+        """Folds one event of this run into the writes."""
+        self.events.append((event, source))
+        if self.experiment_name is None and event.experiment_name is not None:
+            self.experiment_name = event.experiment_name
+        if isinstance(event, MetricsLogged):
+            for point in event.metrics:
+                identity = (point.key, point.step, point.timestamp, point.value)
+                if identity not in self._seen:
+                    self._seen.add(identity)
+                    self.metrics.append(point)
+        elif isinstance(event, ParamsLogged):
+            self._add_params(event, source)
+        elif isinstance(event, TagsSet):
+            self.tags.update(event.tags)
+        elif isinstance(event, RunCreated):
+            self.created = self.created or event
+        elif isinstance(event, RunEnded):
+            self.ended = self.ended or event
+
+    def chunks(self) -> list[tuple[list[MetricPoint], list[tuple[str, str]], list[tuple[str, str]]]]:
+        """The writes in ``log_batch``-sized calls: at most 1000 metrics, 100 params and
+        100 tags each, no param key twice in one call."""
+        metrics = _split(self.metrics, MAX_METRICS_PER_BATCH)
+        params = _split(list(self.params.items()), MAX_PARAMS_PER_BATCH)
+        tags = _split(list(self.tags.items()), MAX_TAGS_PER_BATCH)
+        return [
+            (m or [], p or [], t or [])
+            for m, p, t in zip_longest(metrics, params, tags)
+        ]
+
+    def _add_params(self, event: ParamsLogged, source: RecordRef | None) -> None:
+        for key, value in event.params.items():
+            first = self.params.get(key)
+            if first is None:
+                self.params[key] = value
+                self.sources[key] = (event, source)
+            elif first != value:
+                self.rejections.append(
+                    Rejection(
+                        f"param {key!r} was already logged with value {first!r}; params are"
+                        f" write-once, so the value {value!r} cannot be written",
+                        event,
+                        source,
+                    )
+                )
+
+
+def coalesce(events: list[tuple[Event, RecordRef | None]]) -> list[RunWrites]:
+    """Groups events by (tenant, run), in the order each run first appears."""
+    runs: dict[tuple[str, str], RunWrites] = {}
+    for event, source in events:
+        key = (event.tenant_id, event.run_id)
+        writes = runs.get(key)
+        if writes is None:
+            writes = runs[key] = RunWrites(event.tenant_id, event.run_id)
+        writes.add(event, source)
+    return list(runs.values())
+
+
+def _split(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -1,0 +1,24 @@
+"""Settings of the MLflow-writing workers (env prefix ``MATIH_CONSUMER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.settings import KafkaSettings, MlflowSettings
+
+
+class ConsumerSettings(BaseSettings):
+    """How a worker reads the events topic and writes MLflow."""
+
+    model_config = SettingsConfigDict(env_prefix="MATIH_CONSUMER_", frozen=True, extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    client_id: str = "matih-ingest-worker"
+    max_records: int = Field(default=500, gt=0, description="Most records in one batch.")
+    batch_timeout_ms: int = Field(
+        default=200, gt=0, description="How long a batch waits to fill before it is written."
+    )
+    retry_backoff_s: float = Field(default=0.5, gt=0, description="First wait after a failed write.")
+    retry_backoff_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries.")

@@ -1,0 +1,50 @@
+"""The contract producers and consumers share, the MLflow read side, and the product's faces."""
+
+from ingest.codec import decode, encode
+from ingest.consistency import Position, wait_committed
+from ingest.errors import IngestError, InvalidEventError, KafkaUnavailableError
+from ingest.events import (
+    Event,
+    EventEnvelope,
+    EventKind,
+    MetricPoint,
+    MetricsLogged,
+    ParamsLogged,
+    RunCreated,
+    RunEnded,
+    RunStatus,
+    TagsSet,
+)
+from ingest.ids import new_run_id
+from ingest.reader import MetricHistoryPoint, RunReader
+from ingest.settings import KafkaSettings, KeyStrategy, MlflowSettings
+from ingest.topics import dead_letter_topic, ensure_topics, events_topic
+
+__all__ = [
+    "Event",
+    "EventEnvelope",
+    "EventKind",
+    "IngestError",
+    "InvalidEventError",
+    "KafkaSettings",
+    "KafkaUnavailableError",
+    "KeyStrategy",
+    "MetricHistoryPoint",
+    "MetricPoint",
+    "MetricsLogged",
+    "MlflowSettings",
+    "ParamsLogged",
+    "Position",
+    "RunCreated",
+    "RunEnded",
+    "RunReader",
+    "RunStatus",
+    "TagsSet",
+    "dead_letter_topic",
+    "decode",
+    "encode",
+    "ensure_topics",
+    "events_topic",
+    "new_run_id",
+    "wait_committed",
+]

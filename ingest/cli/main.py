@@ -1,0 +1,20 @@
+"""The ``matih-ingest`` command: one Typer app, one module per command."""
+
+from __future__ import annotations
+
+import typer
+
+from ingest.cli import demo, up, worker
+
+app = typer.Typer(
+    name="matih-ingest",
+    help="Run tracking for MATIH: trainers publish run events to Kafka, workers write MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("up")(up.up)
+app.command("worker")(worker.worker)
+app.command("demo")(demo.demo)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,110 @@
+"""``matih-ingest up``: the whole local stack in one command.
+
+Starts the local Kafka broker if none answers, a worker, and the MLflow UI on the
+same store; with ``--demo`` also runs the demo. Ctrl-C stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from consumers import ConsumerSettings, MlflowSink, build_worker
+from ingest.cli.demo import show_run, simulate_training
+from ingest.cli.options import (
+    BootstrapOption,
+    TrackingUriOption,
+    VerboseOption,
+    configure_logging,
+    kafka_settings,
+    mlflow_settings,
+)
+from producers import ProducerSettings
+
+logger = logging.getLogger(__name__)
+
+KAFKA_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
+
+
+def up(
+    bootstrap_servers: BootstrapOption = None,
+    tracking_uri: TrackingUriOption = None,
+    ui_port: Annotated[int, typer.Option(help="Port of the MLflow UI; 0 for none.")] = 5000,
+    run_demo: Annotated[bool, typer.Option("--demo", help="Run the demo once the stack is up.")] = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Start the local stack: Kafka (if none answers), a worker and the MLflow UI."""
+    configure_logging(verbose)
+    kafka = kafka_settings(bootstrap_servers, None, None)
+    mlflow = mlflow_settings(tracking_uri)
+    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    started_broker = False
+    if not _reachable(host, int(port)):
+        _start_local_broker(host, port)
+        started_broker = True
+    ui = _start_ui(mlflow.tracking_uri, ui_port) if ui_port else None
+    try:
+        asyncio.run(_serve(ConsumerSettings(kafka=kafka, mlflow=mlflow), run_demo))
+    finally:
+        if ui is not None:
+            ui.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                ui.wait(10)
+        if started_broker:
+            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False, env=_broker_env(port))
+
+
+async def _serve(settings: ConsumerSettings, run_demo: bool) -> None:
+    app = build_worker(settings, MlflowSink(settings.mlflow))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    logger.info("worker started: %s -> %s", settings.kafka.topic, settings.mlflow.tracking_uri)
+    try:
+        if run_demo:
+            producer = ProducerSettings(kafka=settings.kafka, mlflow=settings.mlflow)
+            run_id = await asyncio.to_thread(simulate_training, producer, "acme-corp", 100)
+            await asyncio.to_thread(show_run, producer, "acme-corp", run_id)
+        logger.info("up; Ctrl-C stops the worker, the MLflow UI and a broker started here")
+        await stop.wait()
+    finally:
+        await app.stop()
+
+
+def _reachable(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host or "127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+def _broker_env(port: str) -> dict[str, str]:
+    return {**os.environ, "KAFKA_PORT": port}
+
+
+def _start_local_broker(host: str, port: str) -> None:
+    if host not in ("127.0.0.1", "localhost", "") or not KAFKA_SCRIPT.exists():
+        typer.echo(f"no Kafka broker answers at {host}:{port}; start one or set MATIH_KAFKA_BOOTSTRAP_SERVERS", err=True)
+        raise typer.Exit(1)
+    logger.info("no broker at %s:%s: starting the local one (deploy/kafka)", host, port)
+    subprocess.run([str(KAFKA_SCRIPT), "start"], check=True, env=_broker_env(port))
+
+
+def _start_ui(tracking_uri: str, port: int) -> subprocess.Popen[bytes]:
+    logger.info("MLflow UI on http://127.0.0.1:%d (store %s)", port, tracking_uri)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+    )

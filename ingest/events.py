@@ -1,0 +1,209 @@
+"""The run events that producers publish and consumers write to MLflow.
+
+Every event is a frozen pydantic model sharing one envelope (event id, schema
+version, tenant, run, time, kind). ``Event`` is the union of all kinds, told apart
+by ``kind``; ``ingest.codec`` turns them into Kafka records and back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from ingest.ids import is_run_id
+from ingest.validation import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_EXPERIMENT_NAME_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_NAME_LENGTH,
+    MAX_PARAM_VALUE_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    check_key,
+    check_tenant_id,
+    check_text,
+)
+
+SCHEMA_VERSION = 1
+
+
+class EventKind(StrEnum):
+    """What an event records."""
+
+    RUN_CREATED = "run.created"
+    METRICS_LOGGED = "metrics.logged"
+    PARAMS_LOGGED = "params.logged"
+    TAGS_SET = "tags.set"
+    RUN_ENDED = "run.ended"
+
+
+class RunStatus(StrEnum):
+    """The statuses of a run, as the spec names them."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED})
+
+
+def _check_run_id(value: str) -> str:
+    if not is_run_id(value):
+        raise ValueError(f"run id {value!r} must be 32 lowercase hex digits (a UUID's hex form)")
+    return value
+
+
+def _check_end_status(value: RunStatus) -> RunStatus:
+    if value not in TERMINAL_STATUSES:
+        raise ValueError(f"status {value.value!r} does not end a run; use finished, failed or killed")
+    return value
+
+
+def _check_params(values: dict[str, str]) -> dict[str, str]:
+    for key, value in values.items():
+        check_key(key, "param key")
+        check_text(value, MAX_PARAM_VALUE_LENGTH, f"param {key!r} value")
+    return values
+
+
+def _check_tags(values: dict[str, str]) -> dict[str, str]:
+    for key, value in values.items():
+        check_key(key, "tag key")
+        check_text(value, MAX_TAG_VALUE_LENGTH, f"tag {key!r} value")
+    return values
+
+
+TenantId = Annotated[
+    str,
+    AfterValidator(check_tenant_id),
+    Field(description="The tenant that owns the run.", examples=["acme-corp"]),
+]
+RunId = Annotated[
+    str,
+    AfterValidator(_check_run_id),
+    Field(
+        description="The run's id, chosen by the producer (a UUIDv7, hex).",
+        examples=["0192f0c1a2b37c4d8e9fa0b1c2d3e4f5"],
+    ),
+]
+Key = Annotated[str, AfterValidator(check_key)]
+Params = Annotated[
+    dict[str, str],
+    AfterValidator(_check_params),
+    Field(description="Parameter values, as strings.", examples=[{"learning_rate": "0.01"}]),
+]
+Tags = Annotated[
+    dict[str, str],
+    AfterValidator(_check_tags),
+    Field(description="Tag values, as strings.", examples=[{"model_type": "xgboost"}]),
+]
+ExperimentName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_EXPERIMENT_NAME_LENGTH,
+        description="The experiment, by name, within the tenant.",
+        examples=["fraud-detection-v3"],
+    ),
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+
+class EventEnvelope(_Model):
+    """The fields every event carries."""
+
+    event_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        description="Unique per event; a redelivered event keeps its id.",
+    )
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, description="Version of this contract.")
+    tenant_id: TenantId
+    run_id: RunId
+    experiment_name: ExperimentName | None = Field(
+        default=None,
+        description="The run's experiment, so that any event can create the run it names.",
+    )
+    occurred_at: AwareDatetime = Field(
+        default_factory=_now, description="When the producer recorded the event (timezone-aware)."
+    )
+
+
+class RunCreated(EventEnvelope):
+    """A run was started."""
+
+    kind: Literal[EventKind.RUN_CREATED] = EventKind.RUN_CREATED
+    experiment_name: ExperimentName
+    run_name: str | None = Field(
+        default=None, max_length=MAX_NAME_LENGTH, examples=["xgboost-lr-0.01-depth-6"]
+    )
+    description: str | None = Field(
+        default=None,
+        max_length=MAX_DESCRIPTION_LENGTH,
+        examples=["XGBoost with learning rate 0.01 and max depth 6"],
+    )
+    tags: Tags = Field(default_factory=dict)
+    user_id: str | None = Field(default=None, max_length=MAX_NAME_LENGTH, examples=["alice@acme.com"])
+    start_time: int = Field(ge=0, description="Start time, Unix milliseconds.", examples=[1707723600000])
+
+
+class MetricPoint(_Model):
+    """One value of one metric at one step."""
+
+    key: Key = Field(examples=["val_loss"])
+    value: float = Field(examples=[0.389])
+    step: int = Field(default=0, ge=-(2**63), le=2**63 - 1, examples=[15])
+    timestamp: int = Field(ge=0, description="Unix milliseconds, from the client.", examples=[1707723600000])
+
+
+class MetricsLogged(EventEnvelope):
+    """Metric points were logged; each point carries its own step and client timestamp."""
+
+    kind: Literal[EventKind.METRICS_LOGGED] = EventKind.METRICS_LOGGED
+    metrics: tuple[MetricPoint, ...] = Field(min_length=1, max_length=MAX_METRICS_PER_BATCH)
+
+
+class ParamsLogged(EventEnvelope):
+    """Parameters were logged (write-once: a key keeps its first value)."""
+
+    kind: Literal[EventKind.PARAMS_LOGGED] = EventKind.PARAMS_LOGGED
+    params: Params
+
+
+class TagsSet(EventEnvelope):
+    """Tags were set (a later value replaces an earlier one)."""
+
+    kind: Literal[EventKind.TAGS_SET] = EventKind.TAGS_SET
+    tags: Tags
+
+
+class RunEnded(EventEnvelope):
+    """A run ended with a terminal status."""
+
+    kind: Literal[EventKind.RUN_ENDED] = EventKind.RUN_ENDED
+    status: Annotated[RunStatus, AfterValidator(_check_end_status)] = Field(examples=["finished"])
+    end_time: int = Field(ge=0, description="End time, Unix milliseconds.", examples=[1707723942500])
+
+
+Event = Annotated[
+    RunCreated | MetricsLogged | ParamsLogged | TagsSet | RunEnded,
+    Field(discriminator="kind"),
+]
+EVENT_TYPES: tuple[type[EventEnvelope], ...] = (
+    RunCreated,
+    MetricsLogged,
+    ParamsLogged,
+    TagsSet,
+    RunEnded,
+)

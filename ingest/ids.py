@@ -1,0 +1,37 @@
+"""Run ids: chosen by the producer, time-ordered (UUIDv7), so they also carry the start time."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_VERSION_7 = 7
+
+
+def new_run_id(now_ms: int | None = None) -> str:
+    """Returns a new run id: a UUIDv7 (RFC 9562) as 32 lowercase hex digits.
+
+    Args:
+        now_ms: the creation time in Unix milliseconds; now by default.
+    """
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_7 << 76 | (rand >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
+    return uuid.UUID(int=value).hex
+
+
+def is_run_id(value: str) -> bool:
+    """Whether ``value`` has the form of a run id (32 lowercase hex digits)."""
+    return _RUN_ID.match(value) is not None
+
+
+def run_id_time_ms(run_id: str) -> int | None:
+    """The creation time in Unix milliseconds a UUIDv7 run id carries, or None for other ids."""
+    value = uuid.UUID(hex=run_id)
+    if value.version != _VERSION_7:
+        return None
+    return value.int >> 80

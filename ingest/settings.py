@@ -1,0 +1,55 @@
+"""Settings shared by every deployable: where Kafka and MLflow are.
+
+Each deployable has its own settings class (``ProducerSettings``,
+``ConsumerSettings``) that nests these; only settings modules read the environment.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path(".data")
+
+
+class KeyStrategy(StrEnum):
+    """How records are keyed, and so partitioned."""
+
+    TENANT = "tenant"
+    """All of a tenant's events on one partition, in order (the default)."""
+    RUN = "run"
+    """Per run: spreads a hot tenant over partitions; each run stays ordered."""
+
+
+class KafkaSettings(BaseSettings):
+    """Where the events topic is and how it is laid out (env prefix ``MATIH_KAFKA_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MATIH_KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
+    topic: str = Field(default="matih.runs.events", description="The run events topic.")
+    partitions: int = Field(default=6, ge=1, description="Partitions of a topic created here.")
+    replication_factor: int = Field(default=1, ge=1)
+    key_strategy: KeyStrategy = KeyStrategy.TENANT
+    consumer_group: str = Field(
+        default="matih-ingest-mlflow", description="The group of the workers that write MLflow."
+    )
+    request_timeout_s: float = Field(default=10.0, gt=0, description="Bound on each admin call.")
+
+
+class MlflowSettings(BaseSettings):
+    """The MLflow store (env prefix ``MATIH_MLFLOW_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MATIH_MLFLOW_", frozen=True, extra="ignore")
+
+    tracking_uri: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'mlflow' / 'mlflow.db'}",
+        description="A sqlite:/// or postgresql:// store, or an http(s):// MLflow server.",
+    )
+    artifact_root: str = Field(
+        default=str(DEFAULT_DATA_DIR / "mlflow" / "artifacts"),
+        description="Where experiments created here keep artifacts.",
+    )

@@ -1,0 +1,71 @@
+"""Topic names, record keys, and topic creation: the one place that knows them.
+
+Topics are created explicitly with the configured partition count; a broker that
+auto-creates would give them one partition and serialize every tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ingest.errors import KafkaUnavailableError
+from ingest.events import EventEnvelope
+from ingest.settings import KafkaSettings, KeyStrategy
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+def events_topic(settings: KafkaSettings) -> str:
+    """The topic all run events go to (one topic keeps each run's events in order)."""
+    return settings.topic
+
+
+def dead_letter_topic(settings: KafkaSettings) -> str:
+    """The topic where events that can never be written are set aside, with the reason."""
+    return settings.topic + DEAD_LETTER_SUFFIX
+
+
+def record_key(event: EventEnvelope, strategy: KeyStrategy) -> bytes:
+    """The record key: the tenant id, or tenant and run for a hot tenant."""
+    if strategy is KeyStrategy.RUN:
+        return f"{event.tenant_id}/{event.run_id}".encode()
+    return event.tenant_id.encode()
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Creates the events and dead-letter topics if they do not exist yet.
+
+    Raises:
+        KafkaUnavailableError: the cluster did not answer within the request timeout.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=int(settings.request_timeout_s * 1000),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), settings.request_timeout_s)
+        existing = set(await asyncio.wait_for(admin.list_topics(), settings.request_timeout_s))
+        wanted = [
+            NewTopic(name, settings.partitions, settings.replication_factor)
+            for name in (events_topic(settings), dead_letter_topic(settings))
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await asyncio.wait_for(admin.create_topics(wanted), settings.request_timeout_s)
+            except TopicAlreadyExistsError:
+                pass  # created by another process between our look and our create
+            logger.info("created topics %s", ", ".join(t.name for t in wanted))
+    except (TimeoutError, KafkaError, OSError) as exc:
+        raise KafkaUnavailableError(
+            f"Kafka at {settings.bootstrap_servers} did not answer within"
+            f" {settings.request_timeout_s:g}s ({exc!r}); is the broker running?"
+        ) from exc
+    finally:
+        await admin.close()

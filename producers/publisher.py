@@ -1,0 +1,160 @@
+"""The async Kafka publisher: idempotent, acks=all, batched and compressed.
+
+Every record's outcome is observed: acknowledged records are counted, failed ones
+are counted and logged with what they were, never dropped silently. Every wait is
+bounded: aiokafka's idempotent producer would otherwise retry forever while the
+broker is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+
+from ingest import codec
+from ingest.errors import KafkaUnavailableError
+from ingest.events import EventEnvelope
+from ingest.topics import events_topic, record_key
+from producers.errors import PublishError
+from producers.settings import ProducerSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PublisherStats:
+    """Counts of records by outcome."""
+
+    acked: int = 0
+    failed: int = 0
+    in_flight: int = 0
+
+
+class EventPublisher:
+    """Publishes events to the events topic, keyed per the key strategy.
+
+    Args:
+        settings: where Kafka is and how to batch.
+    """
+
+    def __init__(self, settings: ProducerSettings) -> None:
+        self._settings = settings
+        self._topic = events_topic(settings.kafka)
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: set[asyncio.Future[RecordMetadata]] = set()
+        self.stats = PublisherStats()
+
+    async def start(self) -> None:
+        """Connects to Kafka.
+
+        Raises:
+            KafkaUnavailableError: no broker answered within ``connect_timeout_s``.
+        """
+        settings = self._settings
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            client_id=settings.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=settings.linger_ms,
+            compression_type=None if settings.compression == "none" else settings.compression,
+            max_batch_size=settings.max_batch_bytes,
+            max_request_size=settings.max_request_bytes,
+            request_timeout_ms=int(settings.delivery_timeout_s * 1000),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), settings.connect_timeout_s)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            await _stop_quietly(producer, settings.connect_timeout_s)
+            raise KafkaUnavailableError(
+                f"no Kafka broker at {settings.kafka.bootstrap_servers} answered within"
+                f" {settings.connect_timeout_s:g}s ({exc!r})"
+            ) from exc
+        self._producer = producer
+
+    @property
+    def started(self) -> bool:
+        """Whether ``start`` succeeded and ``stop`` has not been called since."""
+        return self._producer is not None
+
+    async def publish(self, event: EventEnvelope) -> asyncio.Future[RecordMetadata]:
+        """Queues ``event`` for sending; returns the future of its acknowledgement.
+
+        Waits only while the local batch buffer is full, at most ``delivery_timeout_s``.
+
+        Raises:
+            PublishError: the record could not be queued.
+        """
+        producer = self._require_started()
+        try:
+            future: asyncio.Future[RecordMetadata] = await producer.send(
+                self._topic,
+                value=codec.encode(event),
+                key=record_key(event, self._settings.kafka.key_strategy),
+                headers=codec.headers(event),
+            )
+        except KafkaError as exc:
+            self.stats.failed += 1
+            raise PublishError(f"could not queue {event.kind} for run {event.run_id}: {exc!r}") from exc
+        self.stats.in_flight += 1
+        self._pending.add(future)
+        future.add_done_callback(self._settle)
+        return future
+
+    async def publish_and_wait(self, event: EventEnvelope) -> RecordMetadata:
+        """Publishes ``event`` and waits until Kafka acknowledged it.
+
+        Raises:
+            PublishError: not acknowledged within ``delivery_timeout_s``.
+        """
+        future = await self.publish(event)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._settings.delivery_timeout_s)
+        except (TimeoutError, KafkaError) as exc:
+            raise PublishError(
+                f"Kafka did not acknowledge {event.kind} for run {event.run_id} within"
+                f" {self._settings.delivery_timeout_s:g}s ({exc!r})"
+            ) from exc
+
+    async def flush(self, timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds for every queued record; True if none is left."""
+        if not self._pending:
+            return True
+        await asyncio.wait(set(self._pending), timeout=timeout)
+        return not self._pending
+
+    async def stop(self, timeout: float) -> None:
+        """Flushes for up to ``timeout`` seconds, then disconnects."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        await self.flush(timeout)
+        await _stop_quietly(producer, timeout)
+
+    def _require_started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise PublishError("the publisher is not connected; call start() first")
+        return self._producer
+
+    def _settle(self, future: asyncio.Future[RecordMetadata]) -> None:
+        self._pending.discard(future)
+        self.stats.in_flight -= 1
+        if future.cancelled() or future.exception() is not None:
+            self.stats.failed += 1
+            reason = "cancelled" if future.cancelled() else repr(future.exception())
+            logger.error("a record to %s was not delivered: %s", self._topic, reason)
+        else:
+            self.stats.acked += 1
+
+
+async def _stop_quietly(producer: AIOKafkaProducer, timeout: float) -> None:
+    """Stops a producer without hanging on a broker that is gone."""
+    try:
+        await asyncio.wait_for(producer.stop(), timeout)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        logger.warning("Kafka producer did not stop cleanly within %.0fs: %r", timeout, exc)

@@ -1,0 +1,46 @@
+"""Settings of everything that publishes events (env prefix ``MATIH_PRODUCER_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.settings import KafkaSettings, MlflowSettings
+
+
+class ProducerSettings(BaseSettings):
+    """How trainers and the gateway publish run events."""
+
+    model_config = SettingsConfigDict(env_prefix="MATIH_PRODUCER_", frozen=True, extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    tenant_id: str | None = Field(
+        default=None, description="The tenant of runs whose RunConfig names none."
+    )
+    client_id: str = "matih-ingest-producer"
+    create_topics: bool = Field(
+        default=True, description="Create the topics on connect if missing (needs admin rights)."
+    )
+    linger_ms: int = Field(default=20, ge=0, description="How long points wait to share a batch.")
+    compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
+    max_batch_bytes: int = Field(default=512 * 1024, gt=0)
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Bound on connecting.")
+    delivery_timeout_s: float = Field(
+        default=30.0, gt=0, description="Bound on one record's delivery before it counts as failed."
+    )
+    flush_timeout_s: float = Field(
+        default=15.0, ge=0, description="How long ending a run waits for its events to be acked."
+    )
+    max_pending_calls: int = Field(
+        default=200_000, gt=0, description="Logging calls held in memory while Kafka is slow."
+    )
+    full_wait_s: float = Field(
+        default=1.0, ge=0, description="How long a call waits for room before old points drop."
+    )
+    read_wait_s: float = Field(
+        default=30.0, ge=0, description="How long a read waits for the workers to catch up."
+    )

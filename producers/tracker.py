@@ -1,0 +1,234 @@
+"""``ExperimentTracker``: the SDK's entry point, as the spec writes it.
+
+    tracker = ExperimentTracker()
+    with tracker.start_run(experiment_name="fraud-detection-v3",
+                           run_config=RunConfig(run_name="xgboost-baseline", tenant_id="acme-corp")) as run:
+        run.log_metrics({"train_loss": 0.3}, step=epoch)
+
+One tracker holds one background sender for all its runs. Runs never wait on
+Kafka or MLflow while they log; ending a run waits, bounded, for Kafka's acks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ingest.codec import describe
+from ingest.consistency import wait_committed
+from ingest.errors import InvalidEventError, KafkaUnavailableError
+from ingest.events import RunCreated
+from ingest.ids import new_run_id, run_id_time_ms
+from ingest.reader import MetricHistoryPoint, RunReader
+from ingest.validation import MAX_TAG_VALUE_LENGTH, check_key, check_tenant_id, check_text
+from producers.buffer import EventBuffer, RunIdentity
+from producers.run import ActiveRun
+from producers.sender import BackgroundSender, DeliveryReport
+from producers.settings import ProducerSettings
+
+logger = logging.getLogger(__name__)
+
+
+class RunConfig(BaseModel):
+    """Who a run belongs to and how it is named."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_name: str | None = Field(default=None, max_length=250, examples=["xgboost-baseline"])
+    tenant_id: str | None = Field(
+        default=None,
+        description="The owning tenant; MATIH_PRODUCER_TENANT_ID when not given.",
+        examples=["acme-corp"],
+    )
+    user_id: str | None = Field(default=None, max_length=250, examples=["alice@acme.com"])
+    description: str | None = Field(default=None, max_length=5000)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant(cls, value: str | None) -> str | None:
+        return None if value is None else check_tenant_id(value)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {key: str(item) for key, item in value.items()}
+            for key, item in value.items():
+                check_key(key, "tag key")
+                check_text(item, MAX_TAG_VALUE_LENGTH, f"tag {key!r} value")
+        return value
+
+
+class ExperimentTracker:
+    """Starts runs and reads their metric history.
+
+    Args:
+        settings: Kafka, MLflow and batching; from the environment by default.
+    """
+
+    def __init__(self, settings: ProducerSettings | None = None) -> None:
+        self._settings = settings or ProducerSettings()
+        self._buffer = EventBuffer(self._settings.max_pending_calls, self._settings.full_wait_s)
+        self._sender: BackgroundSender | None = None
+        self._lock = threading.Lock()
+        self._run_tenants: dict[str, str] = {}
+        self._reader: RunReader | None = None
+
+    @property
+    def settings(self) -> ProducerSettings:
+        """The settings in force."""
+        return self._settings
+
+    def start_run(
+        self,
+        experiment_name: str,
+        run_config: RunConfig | None = None,
+        run_id: str | None = None,
+    ) -> ActiveRun:
+        """Starts a run and returns its handle (a context manager).
+
+        Args:
+            experiment_name: the experiment, within the tenant; created on first use.
+            run_config: name, tenant, user, description and tags of the run.
+            run_id: join a run another process started (several ranks, one run);
+                a new id by default.
+
+        Raises:
+            InvalidEventError: a field breaks a rule, or no tenant is known.
+        """
+        config = run_config or RunConfig()
+        tenant_id = config.tenant_id or self._settings.tenant_id
+        if tenant_id is None:
+            raise InvalidEventError(
+                "run_config.tenant_id is required (or set MATIH_PRODUCER_TENANT_ID)"
+            )
+        run_id = run_id or new_run_id()
+        start_time = run_id_time_ms(run_id) or time.time_ns() // 1_000_000
+        try:
+            created = RunCreated(
+                tenant_id=tenant_id,
+                run_id=run_id,
+                experiment_name=experiment_name,
+                run_name=config.run_name,
+                description=config.description,
+                tags=config.tags,
+                user_id=config.user_id,
+                start_time=start_time,
+            )
+        except ValidationError as exc:
+            raise InvalidEventError(describe(exc)) from None
+        self._ensure_sender()
+        self._buffer.add_event(created)
+        self._run_tenants[run_id] = tenant_id
+        identity = RunIdentity(tenant_id, run_id, experiment_name)
+        return ActiveRun(self, identity, self._buffer, start_time)
+
+    def flush(self, timeout: float | None = None) -> DeliveryReport:
+        """Sends everything logged so far and waits, bounded, for Kafka's acknowledgement.
+
+        Returns what is still undelivered when the timeout ran out (logged as a warning).
+        """
+        limit = self._settings.flush_timeout_s if timeout is None else timeout
+        if self._sender is None:
+            return DeliveryReport(0, 0, 0)
+        report = self._sender.flush(limit)
+        if not report.complete:
+            logger.warning(
+                "after %.1fs, %d logging calls and %d events are not yet acknowledged by Kafka"
+                " at %s; they stay in this process's memory and are retried until it exits",
+                limit,
+                report.buffered_calls,
+                report.unsent_events + report.in_flight,
+                self._settings.kafka.bootstrap_servers,
+            )
+        return report
+
+    def get_metric_history(
+        self, run_id: str, key: str, tenant_id: str | None = None, wait: bool = True
+    ) -> list[MetricHistoryPoint]:
+        """The full history of one metric, read from MLflow.
+
+        Args:
+            run_id: the run's id.
+            key: the metric key.
+            tenant_id: the run's tenant; known already for runs this tracker started.
+            wait: for a run this tracker logged, first wait (at most ``read_wait_s``)
+                until the workers have written everything Kafka acknowledged.
+
+        Returns:
+            ``[{"key", "value", "timestamp", "step"}, ...]`` ordered by step.
+        """
+        tenant = tenant_id or self._run_tenants.get(run_id) or self._settings.tenant_id
+        if tenant is None:
+            raise InvalidEventError("tenant_id is required for a run this tracker did not start")
+        if wait and self._sender is not None:
+            self._wait_written(tenant, run_id)
+        if self._reader is None:
+            self._reader = RunReader(self._settings.mlflow.tracking_uri)
+        return self._reader.get_metric_history(tenant, run_id, key)
+
+    def close(self, timeout: float | None = None) -> DeliveryReport:
+        """Flushes (bounded) and stops the background sender."""
+        sender, self._sender = self._sender, None
+        if sender is None:
+            return DeliveryReport(0, 0, 0)
+        report = sender.close(self._settings.flush_timeout_s if timeout is None else timeout)
+        if not report.complete:
+            logger.error(
+                "closing with %d logging calls and %d events not acknowledged by Kafka at %s:"
+                " they are lost",
+                report.buffered_calls,
+                report.unsent_events + report.in_flight,
+                self._settings.kafka.bootstrap_servers,
+            )
+        return report
+
+    def __enter__(self) -> ExperimentTracker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _ensure_sender(self) -> None:
+        with self._lock:
+            if self._sender is None:
+                self._sender = BackgroundSender(self._settings, self._buffer)
+                self._sender.start()
+                atexit.register(self.close)
+
+    def _wait_written(self, tenant_id: str, run_id: str) -> None:
+        sender = self._sender
+        assert sender is not None
+        sender.flush(self._settings.flush_timeout_s)
+        position = sender.positions.get((tenant_id, run_id))
+        if position is None:
+            return
+        try:
+            caught_up = sender.call(
+                wait_committed(self._settings.kafka, [position], self._settings.read_wait_s),
+                self._settings.read_wait_s + self._settings.kafka.request_timeout_s,
+            )
+        except (KafkaUnavailableError, TimeoutError) as exc:
+            logger.warning("reading without waiting for the workers: %s", exc)
+            return
+        if not caught_up:
+            logger.warning(
+                "the workers of group %r have not written run %s up to offset %d within %.0fs;"
+                " the history may be incomplete",
+                self._settings.kafka.consumer_group,
+                run_id,
+                position.offset,
+                self._settings.read_wait_s,
+            )

@@ -1,0 +1,95 @@
+"""Real Kafka and a real MLflow store for the integration tests.
+
+The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set; else the project's own local broker
+(deploy/kafka, started fresh on ``MATIH_TEST_KAFKA_PORT``, default 19092, and stopped
+after the session); else a testcontainers Kafka where a Docker engine runs.
+Each test gets its own topic, consumer group and sqlite MLflow store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consumers import ConsumerSettings, WorkerStats
+from ingest.settings import KafkaSettings, MlflowSettings
+from producers import ExperimentTracker, ProducerSettings
+from tests.integration.support import WorkerThread
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """host:port of a real Kafka broker for this test session."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given
+        return
+    if shutil.which("java") and shutil.which("mvn"):
+        port = os.environ.get("MATIH_TEST_KAFKA_PORT", "19092")
+        data = ROOT / ".data" / f"kafka-test-{port}"
+        shutil.rmtree(data, ignore_errors=True)
+        env = {**os.environ, "KAFKA_PORT": port, "KAFKA_DATA_DIR": str(data)}
+        subprocess.run([str(KAFKA_SCRIPT), "start"], check=True, env=env)
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False, env=env)
+        return
+    from testcontainers.kafka import KafkaContainer  # only where a Docker engine runs
+
+    with KafkaContainer() as container:
+        yield container.get_bootstrap_server()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """A topic and consumer group of this test's own."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, topic=f"{name}.events", consumer_group=f"{name}-workers"
+    )
+
+
+@pytest.fixture
+def mlflow_settings(tmp_path: Path) -> MlflowSettings:
+    """A fresh sqlite MLflow store."""
+    return MlflowSettings(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "artifacts")
+    )
+
+
+@pytest.fixture
+def consumer_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings) -> ConsumerSettings:
+    return ConsumerSettings(kafka=kafka_settings, mlflow=mlflow_settings, batch_timeout_ms=100)
+
+
+@pytest.fixture
+def producer_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings) -> ProducerSettings:
+    return ProducerSettings(kafka=kafka_settings, mlflow=mlflow_settings, linger_ms=5)
+
+
+@pytest.fixture
+def worker(consumer_settings: ConsumerSettings) -> Iterator[WorkerThread]:
+    """A running worker (FastStream app, MLflow sink) on this test's topic and store."""
+    running = WorkerThread(consumer_settings, WorkerStats())
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def tracker(producer_settings: ProducerSettings) -> Iterator[ExperimentTracker]:
+    """An SDK tracker publishing to this test's topic."""
+    with ExperimentTracker(producer_settings) as running:
+        yield running
