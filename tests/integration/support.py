@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, MlflowSink, WorkerStats, build_worker
+from ingest.consistency import Position, wait_committed
+from ingest.events import EventEnvelope
 from ingest.reader import RunReader
+from producers import EventPublisher, ProducerSettings
 
 
 class WorkerThread:
@@ -58,3 +63,39 @@ def snapshot(tracking_uri: str, tenant_id: str) -> dict[str, Any]:
             "history": history,
         }
     return result
+
+
+async def publish(
+    settings: ProducerSettings, events: list[EventEnvelope], raw: Sequence[tuple[bytes, bytes]] = ()
+) -> list[Position]:
+    """Publishes ``events`` (and raw ``(key, value)`` records) in order; returns where each landed."""
+    publisher = EventPublisher(settings)
+    await publisher.start()
+    try:
+        positions = []
+        for event in events:
+            metadata = await publisher.publish_and_wait(event)
+            positions.append(Position(metadata.topic, metadata.partition, metadata.offset))
+        if raw:
+            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+            await producer.start()
+            try:
+                for key, value in raw:
+                    metadata = await producer.send_and_wait(settings.kafka.topic, value=value, key=key)
+                    positions.append(Position(metadata.topic, metadata.partition, metadata.offset))
+            finally:
+                await producer.stop()
+        return positions
+    finally:
+        await publisher.stop(timeout=5)
+
+
+async def publish_and_wait_written(
+    settings: ProducerSettings,
+    events: list[EventEnvelope],
+    raw: Sequence[tuple[bytes, bytes]] = (),
+    timeout: float = 60,
+) -> None:
+    """Publishes, then waits until the worker group committed past every record."""
+    positions = await publish(settings, events, raw)
+    assert await wait_committed(settings.kafka, positions, timeout), "the worker did not catch up"
