@@ -1,0 +1,119 @@
+"""The worker writes the same runs to every kind of MLflow store it supports:
+PostgreSQL (production) and an ``http://`` MLflow tracking server (sqlite is the
+default, covered everywhere else)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from consumers import ConsumerSettings, WorkerStats
+from ingest.reader import RunReader
+from ingest.settings import KafkaSettings, MlflowSettings
+from producers import ExperimentTracker, ProducerSettings, RunConfig
+from tests.integration.support import WorkerThread
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a running PostgreSQL server (started from deploy/postgres)."""
+    env = {**os.environ, "PG_PORT": os.environ.get("MATIH_TEST_PG_PORT", "55432")}
+    subprocess.run([str(POSTGRES_SCRIPT), "start"], check=True, env=env)
+    url = subprocess.run(
+        [str(POSTGRES_SCRIPT), "url"], check=True, env=env, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+        yield url.rsplit("/", 1)[0]
+    finally:
+        subprocess.run([str(POSTGRES_SCRIPT), "stop"], check=False, env=env)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def postgres_uri(postgres_server: str) -> str:
+    """A database of this test's own."""
+    import sqlalchemy
+
+    name = f"mlflow_{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f'create database "{name}"'))
+    engine.dispose()
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture
+def http_uri(tmp_path: Path) -> Iterator[str]:
+    """An ``mlflow server`` on a free port over its own sqlite store."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--default-artifact-root", str(tmp_path / "artifacts")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("mlflow server did not start") from None
+            time.sleep(0.5)
+    try:
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+@pytest.mark.parametrize("store", ["postgres_uri", "http_uri"])
+def test_a_run_lands_the_same_in_every_store(
+    store: str, request: pytest.FixtureRequest, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    tracking_uri: str = request.getfixturevalue(store)
+    mlflow = MlflowSettings(tracking_uri=tracking_uri, artifact_root=str(tmp_path / "artifacts"))
+    worker = WorkerThread(ConsumerSettings(kafka=kafka_settings, mlflow=mlflow), WorkerStats())
+    worker.start()
+    try:
+        with ExperimentTracker(ProducerSettings(kafka=kafka_settings, mlflow=mlflow)) as tracker:
+            with tracker.start_run(
+                experiment_name="stores", run_config=RunConfig(tenant_id="acme-corp", run_name="s")
+            ) as run:
+                run.log_params({"lr": 0.01})
+                for step in range(50):
+                    run.log_metrics({"loss": 1 / (step + 1), "acc": step / 50}, step=step)
+            history = tracker.get_metric_history(run_id=run.run_id, key="loss")
+    finally:
+        worker.stop()
+    assert [(p["step"], p["value"]) for p in history] == [(s, 1 / (s + 1)) for s in range(50)]
+    found = RunReader(tracking_uri).find_run("acme-corp", run.run_id)
+    assert found is not None
+    stored = MlflowClient(tracking_uri).get_run(found.info.run_id)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.params == {"lr": "0.01"}
+    assert stored.data.metrics == {"loss": 1 / 50, "acc": 49 / 50}
