@@ -67,6 +67,7 @@ class BackgroundSender:
         self._backlog: deque[EventEnvelope] = deque()
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
+        self._sending = asyncio.Lock()
         self._closing = False
         self._main_task: concurrent.futures.Future[None] | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="matih-ingest-sender", daemon=True)
@@ -148,6 +149,10 @@ class BackgroundSender:
                 attempt += 1
 
     async def _send(self) -> None:
+        async with self._sending:  # the linger loop and a flush may both be here
+            await self._send_backlog()
+
+    async def _send_backlog(self) -> None:
         self._backlog.extend(pack(self._buffer.drain()))
         if not self._publisher.started:
             return
