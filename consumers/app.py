@@ -7,6 +7,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
+from consumers.dead_letters import DeadLetterQueue
 from consumers.handler import BatchHandler
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
@@ -18,10 +19,11 @@ def build_worker(settings: ConsumerSettings, sink: BaseSink, stats: WorkerStats 
     """The worker app: reads the events topic in batches and writes them through ``sink``.
 
     Topics are created on start-up if missing. Offsets are committed only after a
-    batch was written.
+    batch was written and its poison records were dead-lettered.
     """
     broker = KafkaBroker(settings.kafka.bootstrap_servers, client_id=settings.client_id)
-    handler = BatchHandler(sink, settings, stats or WorkerStats())
+    dead_letters = DeadLetterQueue.for_settings(settings.kafka)
+    handler = BatchHandler(sink, settings, stats or WorkerStats(), dead_letters)
 
     @broker.subscriber(
         events_topic(settings.kafka),
@@ -38,7 +40,12 @@ def build_worker(settings: ConsumerSettings, sink: BaseSink, stats: WorkerStats 
     app = FastStream(broker)
 
     @app.on_startup
-    async def create_topics() -> None:
+    async def prepare() -> None:
         await ensure_topics(settings.kafka)
+        await dead_letters.start()
+
+    @app.after_shutdown
+    async def close_dead_letters() -> None:
+        await dead_letters.stop()
 
     return app

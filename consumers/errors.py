@@ -12,3 +12,9 @@ class SinkUnavailableError(IngestError):
     """
 
     retriable = True
+
+
+class DeadLetterError(IngestError):
+    """A dead letter was not acknowledged; the source record stays uncommitted."""
+
+    retriable = True

@@ -1,19 +1,25 @@
-"""The batch handler: decode, write through the sink, then commit.
+"""The batch handler: decode, write through the sink, dead-letter the poison, commit.
 
-Offsets are committed only after the sink took the write. An event that can never
-be written is logged with its reason and source and counted, and the rest of its
-batch is written. A retriable failure rewinds the batch (nothing committed) and
-backs off, capped and exponential, before the batch is read again.
+Offsets are committed only after the sink took the write and every dead letter was
+acknowledged. A record that can never be written (not an event, a key tenant that
+differs from its envelope, too large, refused by MLflow) goes to the dead-letter
+topic with its reason; the rest of its batch is written. A retriable failure
+(store down, dead-letter topic unreachable) rewinds the batch and pauses its
+partitions for a capped exponential backoff: the consumer keeps polling, so it
+stays in its group however long the outage lasts, and other partitions go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from aiokafka.structs import TopicPartition
+
 from consumers.batch import RecordRef, Rejection
+from consumers.dead_letters import DeadLetterQueue
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.stats import WorkerStats
@@ -29,6 +35,7 @@ class AckableBatch(Protocol):
     """What the handler needs of FastStream's batch message."""
 
     raw_message: Any
+    consumer: Any
 
     async def ack(self) -> None: ...
     async def nack(self) -> None: ...
@@ -39,23 +46,31 @@ class BatchHandler:
 
     Args:
         sink: where events go.
-        settings: retry backoff and key strategy.
+        settings: limits, retry backoff and key strategy.
         stats: counters to update.
+        dead_letters: where poison records go; None logs and counts them only.
     """
 
-    def __init__(self, sink: BaseSink, settings: ConsumerSettings, stats: WorkerStats) -> None:
+    def __init__(
+        self,
+        sink: BaseSink,
+        settings: ConsumerSettings,
+        stats: WorkerStats,
+        dead_letters: DeadLetterQueue | None = None,
+    ) -> None:
         self._sink = sink
         self._settings = settings
         self._stats = stats
-        self._failures = 0
+        self._dead_letters = dead_letters
+        self._failures: dict[TopicPartition, int] = {}
 
     async def __call__(self, message: AckableBatch) -> None:
         records: Sequence[Any] = message.raw_message
         if not isinstance(records, tuple | list):
             records = (records,)
+        by_source = {RecordRef(r.topic, r.partition, r.offset): r for r in records}
         rejections: list[Rejection] = []
-        for record in records:
-            source = RecordRef(record.topic, record.partition, record.offset)
+        for source, record in by_source.items():
             try:
                 event = self._decode(record)
             except InvalidEventError as exc:
@@ -64,16 +79,24 @@ class BatchHandler:
             self._sink.add(event, source)
         try:
             rejections += await self._sink.flush()
+            await self._dead_letter(rejections, by_source)
         except IngestError as exc:
             if not exc.retriable:
                 raise
-            await self._retry_later(message, exc)
+            await self._retry_later(message, records, exc)
             return
         await message.ack()
-        self._failures = 0
+        for partition in _partitions(records):
+            self._failures.pop(partition, None)
         self._record(len(records), rejections)
 
     def _decode(self, record: Any) -> Event:
+        size = len(record.value or b"")
+        if size > self._settings.max_record_bytes:
+            raise InvalidEventError(
+                f"record is {size} bytes; at most {self._settings.max_record_bytes}"
+                " (MATIH_CONSUMER_MAX_RECORD_BYTES)"
+            )
         event = codec.decode(record.value)
         key = record.key.decode(errors="replace") if record.key else ""
         tenant = key.split("/", 1)[0] if self._settings.kafka.key_strategy is KeyStrategy.RUN else key
@@ -84,16 +107,39 @@ class BatchHandler:
             )
         return event
 
-    async def _retry_later(self, message: AckableBatch, exc: IngestError) -> None:
-        self._failures += 1
+    async def _dead_letter(self, rejections: list[Rejection], by_source: dict[RecordRef, Any]) -> None:
+        if self._dead_letters is None:
+            return
+        reasons: dict[RecordRef, list[str]] = {}
+        tenants: dict[RecordRef, str | None] = {}
+        for rejection in rejections:
+            if rejection.source is None or rejection.source not in by_source:
+                continue
+            reasons.setdefault(rejection.source, []).append(rejection.reason)
+            tenants[rejection.source] = (
+                rejection.event.tenant_id if rejection.event is not None else _key_tenant(by_source[rejection.source])
+            )
+        for source, why in reasons.items():
+            await self._dead_letters.send(by_source[source], "; ".join(why), tenants[source])
+
+    async def _retry_later(self, message: AckableBatch, records: Sequence[Any], exc: IngestError) -> None:
+        partitions = _partitions(records)
+        tries = max((self._failures.get(p, 0) for p in partitions), default=0) + 1
+        for partition in partitions:
+            self._failures[partition] = tries
         self._stats.retries += 1
-        delay = min(
-            self._settings.retry_backoff_s * 2 ** (self._failures - 1),
-            self._settings.retry_backoff_max_s,
+        delay = min(self._settings.retry_backoff_s * 2 ** (tries - 1), self._settings.retry_backoff_max_s)
+        logger.warning(
+            "write failed (try %d), %s paused for %.1fs: %s",
+            tries,
+            ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions)),
+            delay,
+            exc,
         )
-        logger.warning("write failed (try %d), retrying in %.1fs: %s", self._failures, delay, exc)
-        await message.nack()
-        await asyncio.sleep(delay)
+        await message.nack()  # rewinds each partition to the batch's first record
+        consumer = message.consumer
+        consumer.pause(*partitions)
+        asyncio.get_running_loop().call_later(delay, _resume, consumer, partitions)
 
     def _record(self, consumed: int, rejections: list[Rejection]) -> None:
         stats = self._stats
@@ -113,3 +159,17 @@ class BatchHandler:
                 f" at {where.topic}[{where.partition}]@{where.offset}" if where else "",
                 rejection.reason,
             )
+
+
+def _partitions(records: Iterable[Any]) -> set[TopicPartition]:
+    return {TopicPartition(r.topic, r.partition) for r in records}
+
+
+def _key_tenant(record: Any) -> str | None:
+    return record.key.decode(errors="replace").split("/", 1)[0] if record.key else None
+
+
+def _resume(consumer: Any, partitions: set[TopicPartition]) -> None:
+    # A rebalance may have taken some away meanwhile; resume only what is still ours.
+    assigned = consumer.assignment()
+    consumer.resume(*(p for p in partitions if p in assigned))

@@ -20,5 +20,8 @@ class ConsumerSettings(BaseSettings):
     batch_timeout_ms: int = Field(
         default=200, gt=0, description="How long a batch waits to fill before it is written."
     )
+    max_record_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Larger records are dead-lettered unread."
+    )
     retry_backoff_s: float = Field(default=0.5, gt=0, description="First wait after a failed write.")
     retry_backoff_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries.")

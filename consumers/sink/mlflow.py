@@ -34,7 +34,7 @@ from consumers.errors import SinkUnavailableError
 from consumers.runs import RunRegistry, RunState, creation_tags
 from consumers.sink.base import BaseSink
 from ingest.errors import InvalidEventError
-from ingest.events import Event, MetricPoint
+from ingest.events import Event, EventEnvelope, MetricPoint, MetricsLogged
 from ingest.layout import RUN_NAME_TAG
 from ingest.settings import MlflowSettings
 
@@ -88,7 +88,9 @@ class MlflowSink(BaseSink):
             try:
                 rejections.extend(self._write_run(writes))
             except InvalidEventError as exc:
-                rejections.extend(Rejection(str(exc), event, source) for event, source in writes.events)
+                rejections.extend(
+                    Rejection(str(exc), event, source) for event, source in writes.events
+                )
             except MlflowException as exc:
                 if exc.error_code not in _INVALID:
                     raise SinkUnavailableError(f"MLflow did not take the write: {exc}") from exc
@@ -142,7 +144,9 @@ class MlflowSink(BaseSink):
             if len(items) == 1:
                 return [_reject(items[0], exc, writes)]
             middle = len(items) // 2
-            return self._log(state, items[:middle], writes) + self._log(state, items[middle:], writes)
+            return self._log(state, items[:middle], writes) + self._log(
+                state, items[middle:], writes
+            )
         return []
 
 
@@ -151,16 +155,26 @@ def _metric(point: MetricPoint) -> Metric:
 
 
 def _reject(item: _Item, exc: MlflowException, writes: RunWrites) -> Rejection:
+    """The rejection of one item, pointing at the event (and record) that carried it."""
     if isinstance(item, Param):
         event, source = writes.sources.get(item.key, (None, None))
-        what = f"param {item.key!r}"
-    elif isinstance(item, Metric):
-        event, source = None, None
+        return Rejection(f"MLflow rejected param {item.key!r}: {exc.message}", event, source)
+    if isinstance(item, Metric):
         what = f"metric {item.key!r} at step {item.step}"
+
+        def carries(event: EventEnvelope) -> bool:
+            return isinstance(event, MetricsLogged) and any(
+                (p.key, p.step, p.timestamp) == (item.key, item.step, item.timestamp)
+                for p in event.metrics
+            )
     else:
-        event, source = None, None
         what = f"tag {item.key!r}"
-    return Rejection(f"MLflow rejected {what} of run {writes.run_id}: {exc.message}", event, source)
+
+        def carries(event: EventEnvelope) -> bool:
+            return item.key in getattr(event, "tags", {})
+
+    event, source = next(((e, s) for e, s in writes.events if carries(e)), (None, None))
+    return Rejection(f"MLflow rejected {what}: {exc.message}", event, source)
 
 
 def _prepare_local_store(tracking_uri: str) -> None:

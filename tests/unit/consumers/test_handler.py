@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import pytest
+from aiokafka.structs import TopicPartition
 
 from consumers import BatchHandler, ConsumerSettings, ListSink, WorkerStats
 from consumers.batch import Rejection
@@ -26,9 +28,24 @@ class Record:
     offset: int = 0
 
 
+class Consumer:
+    def __init__(self) -> None:
+        self.paused: set[TopicPartition] = set()
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.paused.difference_update(partitions)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("events", p) for p in range(6)}
+
+
 @dataclass
 class Message:
     raw_message: tuple[Record, ...]
+    consumer: Consumer = field(default_factory=Consumer)
     acked: int = 0
     nacked: int = 0
 
@@ -87,14 +104,23 @@ class FailingSink(ListSink):
         return await super().flush()
 
 
-async def test_a_retriable_failure_rewinds_instead_of_committing() -> None:
-    sink, stats = FailingSink(failures=1), WorkerStats()
+async def test_a_retriable_failure_rewinds_and_pauses_its_partitions_for_a_backoff() -> None:
+    """Nothing is committed; the batch's partitions pause (the consumer keeps polling the
+    others and stays in its group) and resume after the backoff, which doubles per try."""
+    sink, stats = FailingSink(failures=2), WorkerStats()
     handler = BatchHandler(sink, settings(), stats)
-    message = Message((params_record(0),))
+    message = Message((params_record(0), Record(b"{}", partition=3, offset=9)))
     await handler(message)
     assert (message.acked, message.nacked, stats.retries) == (0, 1, 1)
-    await handler(message)  # the redelivered batch
-    assert (message.acked, message.nacked) == (1, 1)
+    assert message.consumer.paused == {TopicPartition("events", 0), TopicPartition("events", 3)}
+    await asyncio.sleep(0.01)
+    assert message.consumer.paused == set()
+    await handler(message)  # the redelivered batch fails again: twice the wait
+    assert handler._failures == {TopicPartition("events", 0): 2, TopicPartition("events", 3): 2}
+    await asyncio.sleep(0.01)
+    await handler(message)
+    assert (message.acked, message.nacked) == (1, 2)
+    assert handler._failures == {}
     assert len(sink.events) == 1
 
 
