@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from ingest.errors import InvalidEventError, KafkaUnavailableError
+from ingest.errors import InvalidEventError
 from ingest.settings import KafkaSettings
+from ingest.topics import admin_client
 
 _POLL_S = 0.1
 
@@ -58,28 +57,14 @@ async def wait_committed(settings: KafkaSettings, positions: Iterable[Position],
     if not wanted:
         return True
     deadline = time.monotonic() + timeout
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=int(settings.request_timeout_s * 1000),
-    )
-    try:
-        await asyncio.wait_for(admin.start(), settings.request_timeout_s)
+    async with admin_client(settings) as admin:
         while True:
             committed = await asyncio.wait_for(
                 admin.list_consumer_group_offsets(settings.consumer_group, partitions=list(wanted)),
                 settings.request_timeout_s,
             )
-            if all(
-                tp in committed and committed[tp].offset > offset for tp, offset in wanted.items()
-            ):
+            if all(tp in committed and committed[tp].offset > offset for tp, offset in wanted.items()):
                 return True
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(_POLL_S)
-    except (TimeoutError, KafkaError, OSError) as exc:
-        raise KafkaUnavailableError(
-            f"could not read the offsets of group {settings.consumer_group!r} from"
-            f" {settings.bootstrap_servers}: {exc!r}"
-        ) from exc
-    finally:
-        await admin.close()

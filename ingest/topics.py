@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
 
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
@@ -38,11 +41,11 @@ def record_key(event: EventEnvelope, strategy: KeyStrategy) -> bytes:
     return event.tenant_id.encode()
 
 
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Creates the events and dead-letter topics if they do not exist yet.
+@asynccontextmanager
+async def admin_client(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A connected admin client; every failure inside becomes ``KafkaUnavailableError``.
 
-    Raises:
-        KafkaUnavailableError: the cluster did not answer within the request timeout.
+    Wrap each call made with it in ``asyncio.wait_for(..., settings.request_timeout_s)``.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -50,18 +53,7 @@ async def ensure_topics(settings: KafkaSettings) -> None:
     )
     try:
         await asyncio.wait_for(admin.start(), settings.request_timeout_s)
-        existing = set(await asyncio.wait_for(admin.list_topics(), settings.request_timeout_s))
-        wanted = [
-            NewTopic(name, settings.partitions, settings.replication_factor)
-            for name in (events_topic(settings), dead_letter_topic(settings))
-            if name not in existing
-        ]
-        if wanted:
-            try:
-                await asyncio.wait_for(admin.create_topics(wanted), settings.request_timeout_s)
-            except TopicAlreadyExistsError:
-                pass  # created by another process between our look and our create
-            logger.info("created topics %s", ", ".join(t.name for t in wanted))
+        yield admin
     except (TimeoutError, KafkaError, OSError) as exc:
         raise KafkaUnavailableError(
             f"Kafka at {settings.bootstrap_servers} did not answer within"
@@ -69,3 +61,32 @@ async def ensure_topics(settings: KafkaSettings) -> None:
         ) from exc
     finally:
         await admin.close()
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Creates the events and dead-letter topics if they do not exist yet.
+
+    Raises:
+        KafkaUnavailableError: the cluster did not answer within the request timeout.
+    """
+    timeout = settings.request_timeout_s
+    async with admin_client(settings) as admin:
+        existing = set(await asyncio.wait_for(admin.list_topics(), timeout))
+        wanted = [
+            NewTopic(name, settings.partitions, settings.replication_factor)
+            for name in (events_topic(settings), dead_letter_topic(settings))
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await asyncio.wait_for(admin.create_topics(wanted), timeout)
+            except TopicAlreadyExistsError:
+                pass  # created by another process between our look and our create
+            logger.info("created topics %s", ", ".join(t.name for t in wanted))
+
+
+async def topic_partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, in order; empty if it does not exist."""
+    async with admin_client(settings) as admin:
+        (described,) = await asyncio.wait_for(admin.describe_topics([topic]), settings.request_timeout_s)
+    return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])

@@ -106,3 +106,47 @@ async def test_a_refused_param_is_dead_lettered_with_mlflows_reason(
     assert reason.startswith("MLflow rejected param 'lr'")
     assert "Changing param values is not allowed" in reason
     assert json.loads(letter.value)["event_id"] == str(conflicting.event_id)
+
+
+async def test_dead_letters_are_listed_shown_and_redriven_once_after_the_fix(
+    producer_settings: ProducerSettings, worker: WorkerThread
+) -> None:
+    """Params for a run nobody created yet are dead-lettered (no experiment to put them
+    in); once the run exists, ``dlq redrive`` delivers them, and a second redrive
+    re-publishes nothing."""
+    from typer.testing import CliRunner
+
+    from consumers.redrive import redrive
+    from ingest.cli.main import app
+    from ingest.events import RunCreated
+
+    run_id = new_run_id()
+    orphan = ParamsLogged(tenant_id=TENANT, run_id=run_id, params={"lr": "0.01"})
+    await publish_and_wait_written(producer_settings, [orphan])
+    (letter,) = await read_dead_letters(producer_settings.kafka, 1)
+    assert "does not exist and no event names its experiment" in dict(letter.headers)["matih-dlq-error"].decode()
+
+    kafka = producer_settings.kafka
+    options = ["--bootstrap-servers", kafka.bootstrap_servers, "--topic", kafka.topic]
+    listed = await asyncio.to_thread(CliRunner().invoke, app, ["dlq", "list", *options])
+    assert listed.exit_code == 0, listed.output
+    assert "1 dead letters" in listed.output
+    assert TENANT in listed.output
+    shown = await asyncio.to_thread(
+        CliRunner().invoke, app, ["dlq", "show", str(letter.partition), str(letter.offset), *options]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert str(orphan.event_id) in shown.output
+
+    await publish_and_wait_written(
+        producer_settings,
+        [RunCreated(tenant_id=TENANT, run_id=run_id, experiment_name="exp", start_time=1)],
+    )
+    redriven = await redrive(kafka)
+    assert [(d.partition, d.offset) for d in redriven] == [(letter.partition, letter.offset)]
+    assert await redrive(kafka) == []
+    deadline = asyncio.get_running_loop().time() + 30
+    while not snapshot(worker.settings.mlflow.tracking_uri, TENANT).get(run_id, {}).get("params"):
+        assert asyncio.get_running_loop().time() < deadline, "the re-driven params did not land"
+        await asyncio.sleep(0.2)
+    assert snapshot(worker.settings.mlflow.tracking_uri, TENANT)[run_id]["params"] == {"lr": "0.01"}
