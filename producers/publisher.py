@@ -19,7 +19,7 @@ from aiokafka.structs import RecordMetadata
 from ingest import codec
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
-from ingest.topics import events_topic, record_key
+from ingest.topics import ensure_topics, events_topic, record_key
 from producers.errors import PublishError
 from producers.settings import ProducerSettings
 
@@ -50,7 +50,7 @@ class EventPublisher:
         self.stats = PublisherStats()
 
     async def start(self) -> None:
-        """Connects to Kafka.
+        """Connects to Kafka, and creates the topics if missing and ``create_topics`` is set.
 
         Raises:
             KafkaUnavailableError: no broker answered within ``connect_timeout_s``.
@@ -75,6 +75,12 @@ class EventPublisher:
                 f"no Kafka broker at {settings.kafka.bootstrap_servers} answered within"
                 f" {settings.connect_timeout_s:g}s ({exc!r})"
             ) from exc
+        if settings.create_topics:
+            try:
+                await ensure_topics(settings.kafka)
+            except KafkaUnavailableError:
+                await _stop_quietly(producer, settings.connect_timeout_s)
+                raise
         self._producer = producer
 
     @property

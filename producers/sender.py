@@ -24,7 +24,6 @@ from aiokafka.structs import RecordMetadata
 
 from ingest.consistency import Position
 from ingest.errors import KafkaUnavailableError
-from ingest.topics import ensure_topics
 from ingest.events import EventEnvelope
 from producers.buffer import EventBuffer, pack
 from producers.errors import PublishError
@@ -137,8 +136,6 @@ class BackgroundSender:
         while not self._closing:
             try:
                 await self._publisher.start()
-                if self._settings.create_topics:
-                    await ensure_topics(self._settings.kafka)
                 if attempt:
                     logger.info("connected to Kafka after %d attempts", attempt + 1)
                 return

@@ -69,6 +69,9 @@ class MlflowSink(BaseSink):
     def __init__(self, settings: MlflowSettings) -> None:
         _prepare_local_store(settings.tracking_uri)
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
+        # Opening a new SQL store migrates its schema; do it now, before anything else
+        # (the UI, another worker) opens the same fresh store and races the migration.
+        self._client.search_experiments(max_results=1)
         self._registry = RunRegistry(self._client, settings.artifact_root)
         self._held: list[tuple[Event, RecordRef | None]] = []
 

@@ -52,9 +52,11 @@ def up(
     if not _reachable(host, int(port)):
         _start_local_broker(host, port)
         started_broker = True
+    settings = ConsumerSettings(kafka=kafka, mlflow=mlflow)
+    sink = MlflowSink(mlflow)  # creates the store before the UI opens it
     ui = _start_ui(mlflow.tracking_uri, ui_port) if ui_port else None
     try:
-        asyncio.run(_serve(ConsumerSettings(kafka=kafka, mlflow=mlflow), run_demo))
+        asyncio.run(_serve(settings, sink, run_demo))
     finally:
         if ui is not None:
             ui.terminate()
@@ -64,8 +66,8 @@ def up(
             subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False, env=_broker_env(port))
 
 
-async def _serve(settings: ConsumerSettings, run_demo: bool) -> None:
-    app = build_worker(settings, MlflowSink(settings.mlflow))
+async def _serve(settings: ConsumerSettings, sink: MlflowSink, run_demo: bool) -> None:
+    app = build_worker(settings, sink)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,20 +1,31 @@
-"""Helpers for the integration tests: a worker on a thread, MLflow snapshots."""
+"""Helpers for the integration tests: workers (thread or process), publishing and
+waiting, lag, MLflow snapshots."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, MlflowSink, WorkerStats, build_worker
 from ingest.consistency import Position, wait_committed
 from ingest.events import EventEnvelope
 from ingest.reader import RunReader
+from ingest.settings import KafkaSettings
+from ingest.topics import admin_client, topic_partitions
 from producers import EventPublisher, ProducerSettings
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerThread:
@@ -99,3 +110,64 @@ async def publish_and_wait_written(
     """Publishes, then waits until the worker group committed past every record."""
     positions = await publish(settings, events, raw)
     assert await wait_committed(settings.kafka, positions, timeout), "the worker did not catch up"
+
+
+class WorkerProcess:
+    """A worker as its own OS process (``matih-ingest worker``), to kill for real."""
+
+    def __init__(self, settings: ConsumerSettings, log_path: Path, **env: str) -> None:
+        self.settings = settings
+        self._log_path = log_path
+        self._env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "MATIH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "MATIH_KAFKA_TOPIC": settings.kafka.topic,
+            "MATIH_KAFKA_CONSUMER_GROUP": settings.kafka.consumer_group,
+            "MATIH_MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
+            "MATIH_MLFLOW_ARTIFACT_ROOT": settings.mlflow.artifact_root,
+            "MATIH_CONSUMER_MAX_RECORDS": str(settings.max_records),
+            "MATIH_CONSUMER_BATCH_TIMEOUT_MS": str(settings.batch_timeout_ms),
+            **env,
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "ingest.cli.main", "worker"],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self._process is not None
+        self._process.send_signal(sig)
+        self._process.wait(30)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self.kill(signal.SIGTERM)
+
+
+async def group_lag(kafka: KafkaSettings) -> int:
+    """Events in the topic that the worker group has not committed yet."""
+    partitions = await topic_partitions(kafka, kafka.topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    async with admin_client(kafka) as admin:
+        committed = await admin.list_consumer_group_offsets(kafka.consumer_group, partitions=partitions)
+    return sum(end - max(committed[p].offset, 0) if p in committed else end for p, end in ends.items())
+
+
+def metric_rows(tracking_uri: str, tenant_id: str, run_id: str, key: str) -> int:
+    """How many rows of ``key`` MLflow holds for the run (0 while it does not exist)."""
+    run = RunReader(tracking_uri).find_run(tenant_id, run_id)
+    if run is None:
+        return 0
+    return len(MlflowClient(tracking_uri).get_metric_history(run.info.run_id, key))
