@@ -156,7 +156,8 @@ def _letter(record: Any) -> DeadLetter:
     found = dict(headers)
 
     def text(name: str) -> str:
-        return found.get(name, b"").decode(errors="replace")
+        value: bytes = found.get(name, b"")
+        return value.decode(errors="replace")
 
     return DeadLetter(
         partition=record.partition,

@@ -124,7 +124,10 @@ class RunRegistry:
             except MlflowException as exc:
                 if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                     raise
-                experiment_id = self._client.get_experiment_by_name(full_name).experiment_id
+                raced = self._client.get_experiment_by_name(full_name)  # another worker's
+                if raced is None:
+                    raise
+                experiment_id = raced.experiment_id
         self._experiments[key] = experiment_id
         return experiment_id
 

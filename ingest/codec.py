@@ -24,9 +24,8 @@ def encode(event: EventEnvelope) -> bytes:
 
 def headers(event: EventEnvelope) -> list[tuple[str, bytes]]:
     """The record headers for ``event``."""
-    kind: str = getattr(event, "kind")
     return [
-        (KIND_HEADER, kind.encode()),
+        (KIND_HEADER, event.kind.encode()),
         (TENANT_HEADER, event.tenant_id.encode()),
         (SCHEMA_HEADER, str(event.schema_version).encode()),
     ]

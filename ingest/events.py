@@ -27,9 +27,6 @@ from ingest.validation import (
     check_text,
 )
 
-SCHEMA_VERSION = 1
-
-
 class EventKind(StrEnum):
     """What an event records."""
 
@@ -128,7 +125,7 @@ class EventEnvelope(_Model):
         default_factory=uuid.uuid4,
         description="Unique per event; a redelivered event keeps its id.",
     )
-    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, description="Version of this contract.")
+    schema_version: Literal[1] = Field(default=1, description="Version of this contract.")
     tenant_id: TenantId
     run_id: RunId
     experiment_name: ExperimentName | None = Field(
@@ -138,6 +135,7 @@ class EventEnvelope(_Model):
     occurred_at: AwareDatetime = Field(
         default_factory=_now, description="When the producer recorded the event (timezone-aware)."
     )
+    kind: EventKind = Field(description="What the event records; each kind narrows it.")
 
 
 class RunCreated(EventEnvelope):

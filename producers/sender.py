@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -161,7 +162,7 @@ class BackgroundSender:
                 logger.warning("%s; will retry", exc)
                 return
             self._backlog.popleft()
-            future.add_done_callback(lambda done, event=event: self._settle(event, done))
+            future.add_done_callback(functools.partial(self._settle, event))
 
     def _settle(self, event: EventEnvelope, future: asyncio.Future[RecordMetadata]) -> None:
         if future.cancelled() or future.exception() is not None:
