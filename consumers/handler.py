@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from consumers.batch import RecordRef, Rejection
+from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.stats import WorkerStats
@@ -41,12 +43,20 @@ class BatchHandler:
         sink: where events go.
         settings: retry backoff and key strategy.
         stats: counters to update.
+        metrics: Prometheus metrics to update, if any.
     """
 
-    def __init__(self, sink: BaseSink, settings: ConsumerSettings, stats: WorkerStats) -> None:
+    def __init__(
+        self,
+        sink: BaseSink,
+        settings: ConsumerSettings,
+        stats: WorkerStats,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self._sink = sink
         self._settings = settings
         self._stats = stats
+        self._metrics = metrics
         self._failures = 0
 
     async def __call__(self, message: AckableBatch) -> None:
@@ -54,6 +64,7 @@ class BatchHandler:
         if not isinstance(records, tuple | list):
             records = (records,)
         rejections: list[Rejection] = []
+        added: list[Event] = []
         for record in records:
             source = RecordRef(record.topic, record.partition, record.offset)
             try:
@@ -62,6 +73,9 @@ class BatchHandler:
                 rejections.append(Rejection(str(exc), None, source))
                 continue
             self._sink.add(event, source)
+            added.append(event)
+        undecodable = len(rejections)
+        started = time.perf_counter()
         try:
             rejections += await self._sink.flush()
         except IngestError as exc:
@@ -72,6 +86,9 @@ class BatchHandler:
         await message.ack()
         self._failures = 0
         self._record(len(records), rejections)
+        if self._metrics is not None:
+            elapsed = time.perf_counter() - started
+            self._metrics.batch_written(added, undecodable, rejections, elapsed)
 
     def _decode(self, record: Any) -> Event:
         event = codec.decode(record.value)
@@ -87,6 +104,8 @@ class BatchHandler:
     async def _retry_later(self, message: AckableBatch, exc: IngestError) -> None:
         self._failures += 1
         self._stats.retries += 1
+        if self._metrics is not None:
+            self._metrics.write_failed()
         delay = min(
             self._settings.retry_backoff_s * 2 ** (self._failures - 1),
             self._settings.retry_backoff_max_s,

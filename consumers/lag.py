@@ -228,7 +228,7 @@ class LagMonitor:
                     )
                 if records and records[-1].offset >= stops[tp] - 1:
                     remaining.discard(tp)
-        reader.assign([])
+        reader.unsubscribe()  # no fetching in the background between samples
         tenants = [TenantLag(t, counts[t], tenant_oldest[t]) for t in sorted(counts)]
         return oldest, tenants, capped or bool(remaining)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.settings import KafkaSettings, MlflowSettings
+from ingest.settings import KafkaSettings, MetricsSettings, MlflowSettings
 
 
 class ConsumerSettings(BaseSettings):
@@ -15,6 +15,7 @@ class ConsumerSettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     client_id: str = "matih-ingest-worker"
     max_records: int = Field(default=500, gt=0, description="Most records in one batch.")
     batch_timeout_ms: int = Field(

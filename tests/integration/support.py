@@ -9,18 +9,21 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, MlflowSink, WorkerStats, build_worker
+from consumers.metrics import WorkerMetrics
 from ingest.reader import RunReader
 
 
 class WorkerThread:
     """Runs a real worker (FastStream app + MLflow sink) on an event loop of its own."""
 
-    def __init__(self, settings: ConsumerSettings, stats: WorkerStats) -> None:
+    def __init__(
+        self, settings: ConsumerSettings, stats: WorkerStats, metrics: WorkerMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.stats = stats
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._app = build_worker(settings, MlflowSink(settings.mlflow), stats)
+        self._app = build_worker(settings, MlflowSink(settings.mlflow), stats, metrics)
 
     def start(self) -> None:
         self._thread.start()

@@ -98,7 +98,9 @@ def test_one_sample_with_lag_cannot_judge_more_than_rule_one() -> None:
         ([LagStatus.REWIND], LagStatus.ERR),
     ],
 )
-def test_group_status_rolls_up_as_burrow_does(statuses: list[LagStatus], expected: LagStatus) -> None:
+def test_group_status_rolls_up_as_burrow_does(
+    statuses: list[LagStatus], expected: LagStatus
+) -> None:
     assert evaluate_group(statuses) is expected
 
 
