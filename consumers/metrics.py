@@ -99,7 +99,7 @@ class WorkerMetrics:
             "matih_ingest_consumer_group_status",
             "The group's health over the sample window (Burrow's rules).",
             ["group"],
-            states=[status.value for status in LagStatus],
+            states=[LagStatus.OK.value, LagStatus.WARN.value, LagStatus.ERR.value],
             registry=r,
         )
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
+from rich.table import Column, Table
 
 from consumers.lag import LagMonitor
 from consumers.lag_status import StatusRules
@@ -38,7 +38,7 @@ def lag(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document per sample.")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between samples.")] = 2.0,
     samples: Annotated[
-        int, typer.Option(min=1, help="Samples taken before the first report (status needs 2+).")
+        int, typer.Option(min=2, help="Samples taken before the first report (the status needs 2).")
     ] = 3,
     window: Annotated[int, typer.Option(min=2, help="Samples the status is judged on.")] = 10,
     stop_after: Annotated[
@@ -180,7 +180,7 @@ def _render(reports: list[LagReport]) -> Group:
         if report.error:
             title += f"\n[red]{report.error}[/]"
         table = Table(
-            "topic",
+            Column("topic", no_wrap=True),
             "partition",
             "committed",
             "log end",

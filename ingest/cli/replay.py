@@ -16,12 +16,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from consumers.replay import ReplayBound, Replayer, ReplaySummary, parse_bound
 from consumers.sink.mlflow import MlflowSink
@@ -102,12 +104,24 @@ async def _replay(
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
-            TransferSpeedColumn(),
+            _RateColumn(),
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("replay", total=plan.total)
             return await replayer.replay(plan, lambda n: progress.advance(task, n))
+
+
+class _RateColumn(ProgressColumn):
+    """Records per second (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None and task.elapsed:
+            speed = task.completed / task.elapsed
+        return Text(
+            "? rec/s" if speed is None else f"{speed:,.0f} rec/s", style="progress.data.speed"
+        )
 
 
 def show_summary(summary: ReplaySummary, dry_run: bool) -> None:
