@@ -54,7 +54,8 @@ class MetricsExporter:
         """Stops both."""
         self._stop.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            # Cancelled if still waiting on Kafka: stopping the worker must not hang on it.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, self._settings.kafka.request_timeout_s)
             self._task = None
         if self.server is not None:
@@ -62,21 +63,23 @@ class MetricsExporter:
             self.server = None
 
     async def _sample_lag(self) -> None:
+        """Samples until stopped; while Kafka cannot be reached the group status is ERR
+        and connecting is tried again every interval."""
         kafka = self._settings.kafka
-        monitor = LagMonitor(kafka)
-        try:
-            await monitor.start()
-        except KafkaUnavailableError as exc:
-            logger.warning("no lag metrics: %s", exc)
-            await monitor.close()
-            return
-        try:
-            watcher = LagWatcher(monitor, kafka.consumer_group)
-            await watcher.watch(
-                self._settings.metrics.lag_interval_s, self.metrics.observe_lag, self._stop
-            )
-        finally:
-            await monitor.close()
+        interval = self._settings.metrics.lag_interval_s
+        while not self._stop.is_set():
+            monitor = LagMonitor(kafka)
+            try:
+                await monitor.start()
+                watcher = LagWatcher(monitor, kafka.consumer_group)
+                await watcher.watch(interval, self.metrics.observe_lag, self._stop)
+            except KafkaUnavailableError as exc:
+                logger.warning("no lag for /metrics yet: %s", exc)
+                self.metrics.lag_unreadable(kafka.consumer_group)
+            finally:
+                await monitor.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
 
 
 def attach_metrics(

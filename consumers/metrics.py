@@ -133,6 +133,10 @@ class WorkerMetrics:
         """Counts a batch MLflow did not take."""
         self.write_failures.inc()
 
+    def lag_unreadable(self, group: str) -> None:
+        """Marks the group ERR: its offsets could not be read."""
+        self.group_status.labels(group=group).state(LagStatus.ERR.value)
+
     def observe_lag(self, report: LagReport) -> None:
         """Sets the lag gauges and the group status from one lag report."""
         group = report.lag.group
