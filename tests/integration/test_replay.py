@@ -108,6 +108,7 @@ async def test_a_time_bounded_replay_writes_only_that_window(
     await asyncio.sleep(0.05)
     start = datetime.now(UTC)
     await publish(kafka_settings, inside)
+    await asyncio.sleep(0.01)  # --to is exclusive at millisecond precision
     stop = datetime.now(UTC)
     await asyncio.sleep(0.05)
     await publish(kafka_settings, after)
