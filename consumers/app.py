@@ -8,22 +8,31 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from consumers.dead_letters import DeadLetterQueue
+from consumers.exporter import attach_metrics
 from consumers.handler import BatchHandler
+from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.stats import WorkerStats
 from ingest.topics import ensure_topics, events_topic
 
 
-def build_worker(settings: ConsumerSettings, sink: BaseSink, stats: WorkerStats | None = None) -> FastStream:
+def build_worker(
+    settings: ConsumerSettings,
+    sink: BaseSink,
+    stats: WorkerStats | None = None,
+    metrics: WorkerMetrics | None = None,
+) -> FastStream:
     """The worker app: reads the events topic in batches and writes them through ``sink``.
 
     Topics are created on start-up if missing. Offsets are committed only after a
-    batch was written and its poison records were dead-lettered.
+    batch was written and its poison records were dead-lettered. With ``metrics``, they
+    are updated as batches are written and served on ``settings.metrics.port``, with the
+    group's lag.
     """
     broker = KafkaBroker(settings.kafka.bootstrap_servers, client_id=settings.client_id)
     dead_letters = DeadLetterQueue.for_settings(settings.kafka)
-    handler = BatchHandler(sink, settings, stats or WorkerStats(), dead_letters)
+    handler = BatchHandler(sink, settings, stats or WorkerStats(), dead_letters, metrics)
 
     @broker.subscriber(
         events_topic(settings.kafka),
@@ -38,6 +47,8 @@ def build_worker(settings: ConsumerSettings, sink: BaseSink, stats: WorkerStats 
         await handler(message)
 
     app = FastStream(broker)
+    if metrics is not None:
+        attach_metrics(app, settings, metrics)
 
     @app.on_startup
     async def prepare() -> None:

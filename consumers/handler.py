@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -20,13 +21,13 @@ from aiokafka.structs import TopicPartition
 
 from consumers.batch import RecordRef, Rejection
 from consumers.dead_letters import DeadLetterQueue
+from consumers.metrics import WorkerMetrics
+from consumers.records import decode_record
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.stats import WorkerStats
-from ingest import codec
 from ingest.errors import IngestError, InvalidEventError
 from ingest.events import Event
-from ingest.settings import KeyStrategy
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class BatchHandler:
         settings: limits, retry backoff and key strategy.
         stats: counters to update.
         dead_letters: where poison records go; None logs and counts them only.
+        metrics: Prometheus metrics to update, if any.
     """
 
     def __init__(
@@ -57,11 +59,13 @@ class BatchHandler:
         settings: ConsumerSettings,
         stats: WorkerStats,
         dead_letters: DeadLetterQueue | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._sink = sink
         self._settings = settings
         self._stats = stats
         self._dead_letters = dead_letters
+        self._metrics = metrics
         self._failures: dict[TopicPartition, int] = {}
 
     async def __call__(self, message: AckableBatch) -> None:
@@ -70,13 +74,17 @@ class BatchHandler:
             records = (records,)
         by_source = {RecordRef(r.topic, r.partition, r.offset): r for r in records}
         rejections: list[Rejection] = []
+        added: list[Event] = []
         for source, record in by_source.items():
             try:
-                event = self._decode(record)
+                event = decode_record(record, self._settings.kafka.key_strategy, self._settings.max_record_bytes)
             except InvalidEventError as exc:
                 rejections.append(Rejection(str(exc), None, source))
                 continue
             self._sink.add(event, source)
+            added.append(event)
+        undecodable = len(rejections)
+        started = time.perf_counter()
         try:
             rejections += await self._sink.flush()
             await self._dead_letter(rejections, by_source)
@@ -89,23 +97,9 @@ class BatchHandler:
         for partition in _partitions(records):
             self._failures.pop(partition, None)
         self._record(len(records), rejections)
-
-    def _decode(self, record: Any) -> Event:
-        size = len(record.value or b"")
-        if size > self._settings.max_record_bytes:
-            raise InvalidEventError(
-                f"record is {size} bytes; at most {self._settings.max_record_bytes}"
-                " (MATIH_CONSUMER_MAX_RECORD_BYTES)"
-            )
-        event = codec.decode(record.value)
-        key = record.key.decode(errors="replace") if record.key else ""
-        tenant = key.split("/", 1)[0] if self._settings.kafka.key_strategy is KeyStrategy.RUN else key
-        if key and tenant != event.tenant_id:
-            raise InvalidEventError(
-                f"record key tenant {tenant!r} differs from the event's tenant_id"
-                f" {event.tenant_id!r}; an event is written only to its key's tenant"
-            )
-        return event
+        if self._metrics is not None:
+            elapsed = time.perf_counter() - started
+            self._metrics.batch_written(added, undecodable, rejections, elapsed)
 
     async def _dead_letter(self, rejections: list[Rejection], by_source: dict[RecordRef, Any]) -> None:
         if self._dead_letters is None:
@@ -128,6 +122,8 @@ class BatchHandler:
         for partition in partitions:
             self._failures[partition] = tries
         self._stats.retries += 1
+        if self._metrics is not None:
+            self._metrics.write_failed()
         delay = min(self._settings.retry_backoff_s * 2 ** (tries - 1), self._settings.retry_backoff_max_s)
         logger.warning(
             "write failed (try %d), %s paused for %.1fs: %s",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.settings import KafkaSettings, MlflowSettings
+from consumers.records import DEFAULT_MAX_RECORD_BYTES
+from ingest.settings import KafkaSettings, MetricsSettings, MlflowSettings
 
 
 class ConsumerSettings(BaseSettings):
@@ -15,13 +16,15 @@ class ConsumerSettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     client_id: str = "matih-ingest-worker"
     max_records: int = Field(default=500, gt=0, description="Most records in one batch.")
     batch_timeout_ms: int = Field(
         default=200, gt=0, description="How long a batch waits to fill before it is written."
     )
     max_record_bytes: int = Field(
-        default=1024 * 1024, gt=0, description="Larger records are dead-lettered unread."
+        default=DEFAULT_MAX_RECORD_BYTES,
+        gt=0, description="Larger records are dead-lettered unread."
     )
     retry_backoff_s: float = Field(default=0.5, gt=0, description="First wait after a failed write.")
     retry_backoff_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries.")

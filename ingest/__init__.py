@@ -15,9 +15,10 @@ from ingest.events import (
     RunStatus,
     TagsSet,
 )
+from ingest.exposition import MetricsServer, metrics_asgi_app, serve_metrics
 from ingest.ids import new_run_id
 from ingest.reader import MetricHistoryPoint, RunReader
-from ingest.settings import KafkaSettings, KeyStrategy, MlflowSettings
+from ingest.settings import KafkaSettings, KeyStrategy, MetricsSettings, MlflowSettings
 from ingest.topics import dead_letter_topic, ensure_topics, events_topic
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "MetricHistoryPoint",
     "MetricPoint",
     "MetricsLogged",
+    "MetricsServer",
+    "MetricsSettings",
     "MlflowSettings",
     "ParamsLogged",
     "Position",
@@ -45,6 +48,8 @@ __all__ = [
     "encode",
     "ensure_topics",
     "events_topic",
+    "metrics_asgi_app",
     "new_run_id",
+    "serve_metrics",
     "wait_committed",
 ]

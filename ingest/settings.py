@@ -53,3 +53,17 @@ class MlflowSettings(BaseSettings):
         default=str(DEFAULT_DATA_DIR / "mlflow" / "artifacts"),
         description="Where experiments created here keep artifacts.",
     )
+
+
+class MetricsSettings(BaseSettings):
+    """Prometheus ``/metrics`` of a deployable (env prefix ``MATIH_METRICS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MATIH_METRICS_", frozen=True, extra="ignore")
+
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="Port of /metrics; unset: none, 0: any free port."
+    )
+    host: str = Field(default="127.0.0.1", description="Interface /metrics listens on.")
+    lag_interval_s: float = Field(
+        default=15.0, gt=0, description="How often a worker samples its group's lag for /metrics."
+    )

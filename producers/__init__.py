@@ -1,6 +1,7 @@
 """Everything that writes run events: the SDK and the async Kafka publisher."""
 
 from producers.errors import PublishError, RunStateError
+from producers.metrics import ProducerMetrics
 from producers.publisher import EventPublisher, PublisherStats
 from producers.run import ActiveRun, RunMetrics
 from producers.sender import DeliveryReport
@@ -12,6 +13,7 @@ __all__ = [
     "DeliveryReport",
     "EventPublisher",
     "ExperimentTracker",
+    "ProducerMetrics",
     "ProducerSettings",
     "PublishError",
     "PublisherStats",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from consumers import ConsumerSettings, MlflowSink, build_worker
+import typer
+
+from consumers import ConsumerSettings, MlflowSink, WorkerMetrics, build_worker
 from ingest.cli.options import (
     BootstrapOption,
     GroupOption,
@@ -18,11 +21,16 @@ from ingest.cli.options import (
 
 
 def worker(
+    *,
     bootstrap_servers: BootstrapOption = None,
     tracking_uri: TrackingUriOption = None,
     topic: TopicOption = None,
     group: GroupOption = None,
     verbose: VerboseOption = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus /metrics on this port; MATIH_METRICS_PORT."),
+    ] = None,
 ) -> None:
     """Run a worker: batches from Kafka into MLflow, committing after each write.
 
@@ -33,5 +41,9 @@ def worker(
     settings = ConsumerSettings(
         kafka=kafka_settings(bootstrap_servers, topic, group), mlflow=mlflow_settings(tracking_uri)
     )
-    app = build_worker(settings, MlflowSink(settings.mlflow))
+    if metrics_port is not None:
+        metrics = settings.metrics.model_copy(update={"port": metrics_port})
+        settings = settings.model_copy(update={"metrics": metrics})
+    observed = WorkerMetrics() if settings.metrics.port is not None else None
+    app = build_worker(settings, MlflowSink(settings.mlflow), metrics=observed)
     asyncio.run(app.run())

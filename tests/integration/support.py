@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, MlflowSink, WorkerStats, build_worker
+from consumers.metrics import WorkerMetrics
 from ingest.consistency import Position, wait_committed
 from ingest.events import EventEnvelope
 from ingest.reader import RunReader
@@ -31,12 +32,14 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerThread:
     """Runs a real worker (FastStream app + MLflow sink) on an event loop of its own."""
 
-    def __init__(self, settings: ConsumerSettings, stats: WorkerStats) -> None:
+    def __init__(
+        self, settings: ConsumerSettings, stats: WorkerStats, metrics: WorkerMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.stats = stats
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._app = build_worker(settings, MlflowSink(settings.mlflow), stats)
+        self._app = build_worker(settings, MlflowSink(settings.mlflow), stats, metrics)
 
     def start(self) -> None:
         self._thread.start()

@@ -1,0 +1,38 @@
+"""From a consumed record to the event it carries, under the workers' rules.
+
+The live worker and a replay both go through here, so a replay writes exactly
+what the workers wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest import codec
+from ingest.errors import InvalidEventError
+from ingest.events import Event
+from ingest.settings import KeyStrategy
+
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+
+
+def decode_record(record: Any, strategy: KeyStrategy, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Event:
+    """The record's event.
+
+    Raises:
+        InvalidEventError: the value is over ``max_bytes``, is not an event of the
+            contract, or its key names another tenant than the event does (an event
+            is written only to its key's tenant).
+    """
+    size = len(record.value or b"")
+    if size > max_bytes:
+        raise InvalidEventError(f"record is {size} bytes; at most {max_bytes} (MATIH_CONSUMER_MAX_RECORD_BYTES)")
+    event = codec.decode(record.value)
+    key = record.key.decode(errors="replace") if record.key else ""
+    tenant = key.split("/", 1)[0] if strategy is KeyStrategy.RUN else key
+    if key and tenant != event.tenant_id:
+        raise InvalidEventError(
+            f"record key tenant {tenant!r} differs from the event's tenant_id {event.tenant_id!r};"
+            " an event is written only to its key's tenant"
+        )
+    return event

@@ -1,0 +1,68 @@
+"""Prometheus exposition: the ``/metrics`` endpoint any deployable can serve.
+
+Each deployable keeps its metrics in a registry of its own (not prometheus_client's
+global one), so that several workers or a worker and a gateway can share a process,
+as the tests do. The worker serves its registry on a small HTTP server of its own;
+the gateway mounts :func:`metrics_asgi_app` under ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, make_asgi_app, start_http_server
+from prometheus_client.registry import Collector
+
+__all__ = ["MetricsServer", "metrics_asgi_app", "serve_metrics"]
+
+
+class _Merged(Collector):
+    """Several registries seen as one (a gateway exposes its own and the producer's)."""
+
+    def __init__(self, registries: Iterable[CollectorRegistry]) -> None:
+        self._registries = list(registries)
+
+    def collect(self) -> Iterator[Any]:
+        for registry in self._registries:
+            yield from registry.collect()
+
+
+def _collector(registries: tuple[CollectorRegistry, ...]) -> Collector:
+    return registries[0] if len(registries) == 1 else _Merged(registries)
+
+
+def metrics_asgi_app(*registries: CollectorRegistry) -> Any:
+    """An ASGI app answering ``GET`` with the registries' metrics in Prometheus text form.
+
+    Mount it in FastAPI with ``app.mount("/metrics", metrics_asgi_app(registry))``.
+    """
+    return make_asgi_app(_collector(registries))
+
+
+@dataclass
+class MetricsServer:
+    """A running ``/metrics`` HTTP server (a daemon thread)."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (useful when asked for port 0)."""
+        return int(self.server.server_port)
+
+    def close(self) -> None:
+        """Stops serving and frees the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def serve_metrics(host: str, port: int, *registries: CollectorRegistry) -> MetricsServer:
+    """Serves the registries at ``http://host:port/metrics`` until closed."""
+    server, thread = start_http_server(port, addr=host, registry=_collector(registries))
+    return MetricsServer(server, thread)
