@@ -70,6 +70,8 @@ class Outbox:
         self._generation = 0
         self._failure: str | None = None
         self._ready = False
+        self._unreachable = False
+        """Kafka failed us (no connection, or no acks) and has not answered since."""
         self._topics_ready = False
         self._connecting: asyncio.Task[None] | None = None
         self._next_connect = 0.0
@@ -93,6 +95,11 @@ class Outbox:
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.get_running_loop().create_task(self._connect_once())
 
+    def fail(self, reason: str) -> None:
+        """Treats the connection as broken: the next step spools what is unacked."""
+        self._failure = reason
+        self.wake.set()
+
     async def send(self) -> None:
         """One step: take the buffer, then publish directly or through the spool."""
         async with self._lock:
@@ -105,11 +112,14 @@ class Outbox:
                     outgoing = self._encode(event)
                     if outgoing is not None:
                         self.backlog.append(outgoing)
-            if not self.connected or (self.spool is not None and self.spool.events):
+            spooled = self.spool is not None and self.spool.events > 0
+            if self._unreachable or spooled:
                 await self._spool_backlog()
                 if self.connected:
                     await self._drain_spool()
                 return
+            if not self.connected:
+                return  # the first connection attempt is still running: wait in memory
             while self.backlog and self.connected:
                 item = self.backlog[0]
                 try:
@@ -123,13 +133,13 @@ class Outbox:
                     functools.partial(self._settle_direct, self._generation, item)
                 )
 
-    async def shutdown(self, timeout: float) -> None:
+    async def shutdown(self, within_s: float) -> None:
         """Spools everything unacknowledged, disconnects, and releases the spool."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         if self._connecting is not None:
             self._connecting.cancel()
         try:
-            await asyncio.wait_for(self._lock.acquire(), max(timeout / 2, 0.05))
+            await asyncio.wait_for(self._lock.acquire(), max(within_s / 2, 0.05))
         except TimeoutError:
             logger.warning("the sender was busy at shutdown; spooling what it holds anyway")
         self._generation += 1
@@ -182,7 +192,9 @@ class Outbox:
                     },
                 )
             except OSError as exc:
-                raise SpoolError(f"could not create a spool under {settings.spool_dir}: {exc}") from exc
+                raise SpoolError(
+                    f"could not create a spool under {settings.spool_dir}: {exc}"
+                ) from exc
             logger.warning(
                 "Kafka at %s is out of reach: events are spooled to %s until it is back",
                 settings.kafka.bootstrap_servers,
@@ -212,6 +224,11 @@ class Outbox:
             self._draining_since = time.monotonic()
         while self.connected and self._failure is None and len(self._spooled) < _SPOOL_WINDOW:
             records = spool.read(min(256, _SPOOL_WINDOW - len(self._spooled)))
+            if not records and not self._spooled and spool.events:
+                # Read before but neither in flight nor acked (a send was interrupted):
+                # read again from the oldest; acked records are skipped.
+                spool.rewind()
+                records = spool.read(min(256, _SPOOL_WINDOW))
             if not records:
                 return
             for record in records:
@@ -219,7 +236,7 @@ class Outbox:
                     event = codec.decode(record.value)
                 except InvalidEventError as exc:
                     self.rejected += 1
-                    logger.error("dropped an unreadable record of the spool %s: %s", spool.path, exc)
+                    logger.error("dropped an unreadable spool record in %s: %s", spool.path, exc)
                     spool.ack(record)
                     continue
                 try:
@@ -260,6 +277,7 @@ class Outbox:
             len(self.backlog) + (self.spool.events if self.spool is not None else 0),
         )
         self._ready = False
+        self._unreachable = True
         self._draining_since = None
         await self.publisher.abort(1.0)
         self._attempts = 1
@@ -274,14 +292,16 @@ class Outbox:
                 await ensure_topics(settings.kafka)
                 self._topics_ready = True
         except KafkaUnavailableError as exc:
+            self._unreachable = True
             await self.publisher.abort(0.5)
             if self._attempts == 0:
-                logger.warning("%s; events go to a spool under %s meanwhile", exc, settings.spool_dir)
+                logger.warning("%s; events wait in a spool under %s", exc, settings.spool_dir)
             backoff = _RECONNECT_BACKOFF_S[min(self._attempts, len(_RECONNECT_BACKOFF_S) - 1)]
             self._next_connect = time.monotonic() + backoff
             self._attempts += 1
             return
         self._ready = True
+        self._unreachable = False
         if self._attempts:
             logger.info(
                 "connected to Kafka at %s after %d attempts; %d events wait in the spool",
@@ -299,7 +319,8 @@ class Outbox:
         if not future.cancelled() and future.exception() is None:
             self._record_position(item.event, future.result())
         elif generation == self._generation:
-            self._failure = f"Kafka failed a {getattr(item.event, 'kind', '?')} record ({_why(future)})"
+            kind = getattr(item.event, "kind", "?")
+            self._failure = f"Kafka failed a {kind} record ({_why(future)})"
             self.wake.set()
 
     def _settle_spooled(

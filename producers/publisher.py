@@ -142,7 +142,7 @@ class EventPublisher:
         await self.flush(timeout)
         await _stop_quietly(producer, timeout)
 
-    async def abort(self, timeout: float) -> None:
+    async def abort(self, within_s: float) -> None:
         """Disconnects at once: every record not yet acknowledged fails (the caller has
         kept them, in the spool), so stopping does not wait on a broker that is gone."""
         producer, self._producer = self._producer, None
@@ -153,7 +153,7 @@ class EventPublisher:
         accumulator = getattr(producer, "_message_accumulator", None)
         if accumulator is not None:
             accumulator.fail_all(KafkaConnectionError("the publisher was aborted"))
-        await _stop_quietly(producer, timeout)
+        await _stop_quietly(producer, within_s)
 
     def _require_started(self) -> AIOKafkaProducer:
         if self._producer is None:

@@ -79,7 +79,7 @@ async def deliver_spool(
                 try:
                     event = codec.decode(record.value)
                 except InvalidEventError as exc:
-                    logger.error("dropped an unreadable record of the spool %s: %s", directory, exc)
+                    logger.error("dropped an unreadable spool record in %s: %s", directory, exc)
                     spool.ack(record)
                     rejected += 1
                     continue
@@ -89,7 +89,8 @@ async def deliver_spool(
                     logger.warning("%s; will retry", exc)
                     break
             if sent:
-                await asyncio.wait([future for future, _ in sent], timeout=deadline - time.monotonic())
+                remaining = max(deadline - time.monotonic(), 0.1)
+                await asyncio.wait([future for future, _ in sent], timeout=remaining)
             failed = False
             for future, record in sent:
                 if future.done() and not future.cancelled() and future.exception() is None:

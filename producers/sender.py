@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -63,7 +64,8 @@ class DeliveryReport:
     @property
     def complete(self) -> bool:
         """Whether every call and event was acknowledged by Kafka."""
-        return not (self.buffered_calls or self.unsent_events or self.in_flight or self.spooled_events)
+        held = self.buffered_calls + self.unsent_events + self.in_flight + self.spooled_events
+        return held == 0
 
 
 class BackgroundSender:
@@ -148,10 +150,8 @@ class BackgroundSender:
         linger = max(self._settings.linger_ms / 1000, 0.001)
         outbox = self._outbox
         while not self._closing:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(outbox.wake.wait(), timeout=linger)
-            except TimeoutError:
-                pass
             outbox.wake.clear()
             outbox.maybe_connect()
             try:
@@ -159,9 +159,13 @@ class BackgroundSender:
             except SpoolError as exc:  # the disk refused; events stay in memory, bounded
                 logger.error("%s", exc)
                 await asyncio.sleep(1.0)
+            except Exception:  # the loop must outlive any surprise, or nothing is sent again
+                logger.exception("the sender's step failed; retrying")
+                outbox.fail("the sender's step failed")
+                await asyncio.sleep(0.5)
 
-    async def _flush(self, timeout: float) -> DeliveryReport:
-        deadline = time.monotonic() + timeout
+    async def _flush(self, within_s: float) -> DeliveryReport:
+        deadline = time.monotonic() + within_s
         outbox = self._outbox
         while True:
             outbox.maybe_connect()

@@ -53,6 +53,6 @@ class ProducerSettings(BaseSettings):
         default=256 * 1024 * 1024, gt=0, description="Bound on one process's spool on disk."
     )
     spool_full_wait_s: float = Field(
-        default=1.0, ge=0, description="How long a full spool waits for room before old points drop."
+        default=1.0, ge=0, description="How long a full spool waits for room; then old points drop."
     )
     spool_fsync: bool = Field(default=True, description="fsync each batch written to the spool.")

@@ -104,6 +104,7 @@ class EventSpool:
         self._events = sum(segment.count for segment in self._segments)
         self._points = sum(sum(segment.points) for segment in self._segments)
         self._cursor = (0, 0)
+        self._next_number = self._segments[-1].number + 1 if self._segments else 1
         self._cache: tuple[int, int, list[SpoolEntry]] | None = None
         self.dropped_points = 0
 
@@ -234,16 +235,18 @@ class EventSpool:
     def _active(self) -> Segment:
         if self._segments and not self._segments[-1].sealed:
             return self._segments[-1]
-        number = self._segments[-1].number + 1 if self._segments else 1
-        segment = Segment.create(self.path, number)
+        # Numbers only grow, so the read cursor and the cache never mistake a new
+        # segment for a deleted one.
+        segment = Segment.create(self.path, self._next_number)
+        self._next_number += 1
         self._segments.append(segment)
         return segment
 
     def _entries(self, segment: Segment) -> list[SpoolEntry]:
         cached = self._cache
-        stale = cached is None or cached[:2] != (segment.number, segment.epoch)
-        if stale or len(cached[2]) < segment.count:
-            cached = self._cache = (segment.number, segment.epoch, segment.read())
+        key = (segment.number, segment.epoch)
+        if cached is None or cached[:2] != key or len(cached[2]) < segment.count:
+            cached = self._cache = (*key, segment.read())
         return cached[2]
 
     def _remove(self, segment: Segment) -> None:

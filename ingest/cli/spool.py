@@ -51,7 +51,7 @@ def list_command(spool_dir: SpoolDirOption = None) -> None:
             str(info.owner.get("pid", "?")),
             "alive" if info.live else "gone",
             str(info.size_bytes),
-            datetime.datetime.fromtimestamp(created).isoformat(timespec="seconds") if created else "?",
+            _when(created),
             str(info.owner.get("topic", "?")),
         )
     console.print(table)
@@ -62,7 +62,7 @@ def flush_command(
     spool_dir: SpoolDirOption = None,
     bootstrap_servers: BootstrapOption = None,
     topic: TopicOption = None,
-    timeout: Annotated[float, typer.Option(help="Bound on each spool's delivery, seconds.")] = 300.0,
+    timeout: Annotated[float, typer.Option(help="Bound on each spool's delivery, s.")] = 300.0,
     verbose: VerboseOption = False,
 ) -> None:
     """Deliver the spools of processes that are gone to Kafka, then delete them.
@@ -74,7 +74,8 @@ def flush_command(
     left = 0
     for info in _find(spool_dir):
         if info.live:
-            console.print(f"skipped {info.path}: its process (pid {info.owner.get('pid')}) is alive")
+            pid = info.owner.get("pid")
+            console.print(f"skipped {info.path}: its process (pid {pid}) is alive")
             left += 1
             continue
         settings = _settings(info.owner, bootstrap_servers, topic)
@@ -94,6 +95,12 @@ def flush_command(
         raise typer.Exit(1)
 
 
+def _when(created: float | None) -> str:
+    if not created:
+        return "?"
+    return datetime.datetime.fromtimestamp(created).isoformat(timespec="seconds")
+
+
 def _root(spool_dir: Path | None) -> Path:
     return spool_dir if spool_dir is not None else ProducerSettings().spool_dir
 
@@ -106,7 +113,7 @@ def _find(spool_dir: Path | None) -> list[SpoolInfo]:
 
 
 def _settings(owner: dict[str, Any], bootstrap: str | None, topic: str | None) -> ProducerSettings:
-    overrides = {
+    overrides: dict[str, Any] = {
         "bootstrap_servers": bootstrap or owner.get("bootstrap_servers"),
         "topic": topic or owner.get("topic"),
         "key_strategy": owner.get("key_strategy"),

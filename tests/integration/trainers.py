@@ -60,7 +60,7 @@ def rank_main(spec: dict[str, Any], rank: int, barrier: Any) -> None:
 def orphan_main(spec: dict[str, Any]) -> None:
     """Logs a whole run to a broker that never answers, closes, and prints how long the
     close took and what it left (as JSON on stdout)."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     tracker = ExperimentTracker(settings_from(spec))
     run = tracker.start_run(
         "orphan-exp",
@@ -71,7 +71,9 @@ def orphan_main(spec: dict[str, Any]) -> None:
     run.set_tags({"phase": "offline"})
     for step in range(spec["steps"]):
         run.log_metrics(
-            {key: value(i, step) for i, key in enumerate(KEYS)}, step=step, timestamp=BASE_TS + step
+            {key: value(i, step) for i, key in enumerate(KEYS)},
+            step=step,
+            timestamp=BASE_TS + step,
         )
     run.end()
     started = time.monotonic()

@@ -179,3 +179,15 @@ def test_the_lock_keeps_a_live_spool_from_a_second_opener(tmp_path: Path) -> Non
     assert owner.close() is False  # not empty: the directory stays
     assert not is_live(owner.path)
     assert len(drain(EventSpool(owner.path, max_bytes=10_000_000))) == 1
+
+
+def test_records_appended_after_a_full_drain_are_read(tmp_path: Path) -> None:
+    """Once every segment was acked and deleted, new records still come out (segment
+    numbers only grow, so the cursor never skips a new segment)."""
+    spool = EventSpool(tmp_path / "s", max_bytes=1_000_000)
+    spool.append([metrics_entry(step) for step in range(3)])
+    assert len(drain(spool)) == 3
+    assert spool.events == 0
+    later = [metrics_entry(step) for step in range(3, 6)]
+    spool.append(later)
+    assert drain(spool) == later
