@@ -100,13 +100,16 @@ def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
         spooled_points = spool.points
         outage_broker.start()
         back = time.monotonic()
-        time.sleep(3)
+        while spool.events and time.monotonic() - back < 60:  # drains by itself
+            time.sleep(0.05)
+        drain_s = time.monotonic() - back
+        assert spool.events == 0, "the spool should drain by itself once Kafka is back"
+        time.sleep(2)  # and logging goes on, directly to Kafka again
     finally:
         stop_logging.set()
         trainer.join()
     run.end()
     report = tracker.flush(60)
-    drain_s = time.monotonic() - back
     assert report.complete, report
     steps = range(len(logged))
     assert list(logged) == list(steps)
@@ -133,7 +136,7 @@ def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
     assert not any((tmp_path / "spool").iterdir()), "a delivered spool is removed"
     print(
         f"\noutage: {len(steps)} steps, {spooled_points} points spooled at the 20 s mark;"
-        f" broker back -> all acked in {drain_s:.1f}s"
+        f" broker back -> spool drained in {drain_s:.2f}s"
     )
 
 
