@@ -25,7 +25,7 @@ from producers.errors import PublishError, SpoolError
 from producers.publisher import EventPublisher
 from producers.segment import SpoolEntry
 from producers.settings import ProducerSettings
-from producers.spool import EventSpool, SpoolRecord
+from producers.spool import EventSpool, SpoolRecord, event_head
 
 logger = logging.getLogger(__name__)
 
@@ -209,13 +209,27 @@ class Outbox:
         batch = list(self.backlog)
         # Taken out first: if this task is cancelled, the thread still writes them.
         self.backlog.clear()
+        entries = [item.entry for item in batch]
         try:
-            await asyncio.to_thread(spool.append, [item.entry for item in batch], wait)
+            if wait:
+                # On a worker thread, so that acks (on this loop) can free room meanwhile.
+                await asyncio.to_thread(spool.append, entries, wait)
+            else:
+                spool.append(entries, wait)
+        except RuntimeError:  # no new threads at interpreter exit: write from here
+            self._append_or_restore(spool, batch)
         except OSError as exc:
             self.backlog.extendleft(reversed(batch))
             raise SpoolError(f"could not write the spool {spool.path}: {exc}") from exc
         if self._draining_since is None and self.connected:
             self._draining_since = time.monotonic()
+
+    def _append_or_restore(self, spool: EventSpool, batch: list[Outgoing]) -> None:
+        try:
+            spool.append([item.entry for item in batch], wait=False)
+        except OSError as exc:
+            self.backlog.extendleft(reversed(batch))
+            raise SpoolError(f"could not write the spool {spool.path}: {exc}") from exc
 
     async def _drain_spool(self) -> None:
         spool = self.spool
@@ -233,7 +247,7 @@ class Outbox:
                 return
             for record in records:
                 try:
-                    event = codec.decode(record.value)
+                    event = event_head(record.value)
                 except InvalidEventError as exc:
                     self.rejected += 1
                     logger.error("dropped an unreadable spool record in %s: %s", spool.path, exc)

@@ -13,13 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest import codec
 from ingest.errors import InvalidEventError
 from ingest.topics import ensure_topics
 from producers.errors import PublishError
 from producers.publisher import EventPublisher
 from producers.settings import ProducerSettings
-from producers.spool import EventSpool
+from producers.spool import EventSpool, event_head
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ async def deliver_spool(
             sent = []
             for record in records:
                 try:
-                    event = codec.decode(record.value)
+                    event = event_head(record.value)
                 except InvalidEventError as exc:
                     logger.error("dropped an unreadable spool record in %s: %s", directory, exc)
                     spool.ack(record)
