@@ -69,6 +69,9 @@ class EventPublisher:
         )
         try:
             await asyncio.wait_for(producer.start(), settings.connect_timeout_s)
+        except asyncio.CancelledError:  # closing while connecting: leave nothing open
+            await _stop_quietly(producer, 0.5)
+            raise
         except (TimeoutError, KafkaError, OSError) as exc:
             await _stop_quietly(producer, settings.connect_timeout_s)
             raise KafkaUnavailableError(

@@ -119,7 +119,8 @@ class EventSpool:
         self._fsync = fsync
         self._segment_bytes = min(1024 * 1024, max(max_bytes // 8, 4096))
         self._cond = threading.Condition()
-        directory.mkdir(parents=True, exist_ok=True)
+        # Owner-only: params and tags in the events may be private to the trainer's user.
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_file: IO[bytes] | None = _take_lock(directory)
         if owner is not None and not (directory / OWNER_FILE).exists():
             (directory / OWNER_FILE).write_text(json.dumps(owner))

@@ -168,6 +168,7 @@ def test_the_lock_keeps_a_live_spool_from_a_second_opener(tmp_path: Path) -> Non
     once the owner closes it (or dies), it can."""
     owner = EventSpool.create(tmp_path, 10_000_000, 0.0, True, owner={"topic": "t"})
     owner.append([metrics_entry(1)])
+    assert owner.path.stat().st_mode & 0o777 == 0o700  # events may hold private params
     assert is_live(owner.path)
     with pytest.raises(SpoolBusyError, match="live process") as caught:
         EventSpool(owner.path, max_bytes=10_000_000)
