@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -192,3 +195,26 @@ def test_records_appended_after_a_full_drain_are_read(tmp_path: Path) -> None:
     later = [metrics_entry(step) for step in range(3, 6)]
     spool.append(later)
     assert drain(spool) == later
+
+
+def test_a_killed_owner_releases_its_spool_with_everything_it_wrote(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the kernel drops the lock, and every batch
+    the owner had written is there for ``spool flush``."""
+    script = f"""
+import os, signal
+from pathlib import Path
+from producers.segment import SpoolEntry
+from producers.spool import EventSpool
+spool = EventSpool(Path({str(tmp_path / "s")!r}), max_bytes=1_000_000)
+spool.append([SpoolEntry(b"event-%d" % i, 1) for i in range(50)])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={"PYTHONPATH": str(root)}, check=False, timeout=60
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert not is_live(tmp_path / "s")
+    assert [entry.value for entry in drain(EventSpool(tmp_path / "s", 1_000_000))] == [
+        b"event-%d" % i for i in range(50)
+    ]
