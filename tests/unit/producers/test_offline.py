@@ -85,3 +85,18 @@ def test_logging_stays_microseconds_while_the_broker_is_gone(tmp_path: Path) -> 
         took.append(time.perf_counter_ns() - started)
     tracker.close(0.5)
     assert statistics.median(took) / 1000 <= 20.0
+
+
+def test_a_joined_rank_publishes_neither_run_created_nor_run_ended(tmp_path: Path) -> None:
+    """Ranks other than 0 log into the shared run; its name, tags and status stay rank 0's."""
+    tracker = ExperimentTracker(offline_settings(tmp_path))
+    shared = "0192f0c1a2b37c4d8e9fa0b1c2d3e4f5"
+    with tracker.join_run("exp", shared, RunConfig(tenant_id="acme-corp")) as run:
+        run.log_params({"rank1_batch": 64})
+        run.log_metrics({"rank1_loss": 0.5}, step=3)
+    report = tracker.close(0.5)
+    records = EventSpool(Path(report.spool_path), max_bytes=10_000_000).read(100)
+    events = [codec.decode(record.value) for record in records]
+    assert [type(event) for event in events] == [ParamsLogged, MetricsLogged]
+    assert {event.run_id for event in events} == {shared}
+    assert all(event.experiment_name == "exp" for event in events)
