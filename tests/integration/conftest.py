@@ -74,8 +74,13 @@ def consumer_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSett
 
 
 @pytest.fixture
-def producer_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings) -> ProducerSettings:
-    return ProducerSettings(kafka=kafka_settings, mlflow=mlflow_settings, linger_ms=5)
+def producer_settings(
+    kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings, tmp_path: Path
+) -> ProducerSettings:
+    """Publishing to this test's topic; a spool, if one is needed, in its tmp_path."""
+    return ProducerSettings(
+        kafka=kafka_settings, mlflow=mlflow_settings, linger_ms=5, spool_dir=tmp_path / "spool"
+    )
 
 
 @pytest.fixture
