@@ -1,6 +1,6 @@
-"""Everything that writes run events: the SDK and the async Kafka publisher."""
+"""Everything that writes run events: the SDK, the async Kafka publisher, the spool."""
 
-from producers.errors import PublishError, RunStateError
+from producers.errors import PublishError, RunStateError, SpoolBusyError, SpoolError
 from producers.metrics import ProducerMetrics
 from producers.publisher import EventPublisher, PublisherStats
 from producers.run import ActiveRun, RunMetrics
@@ -20,4 +20,6 @@ __all__ = [
     "RunConfig",
     "RunMetrics",
     "RunStateError",
+    "SpoolBusyError",
+    "SpoolError",
 ]

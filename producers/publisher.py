@@ -1,7 +1,7 @@
 """The async Kafka publisher: idempotent, acks=all, batched and compressed.
 
-Every record's outcome is observed: acknowledged records are counted, failed ones
-are counted and logged with what they were, never dropped silently. Every wait is
+Every record's outcome is observed and counted; the caller (the sender) keeps each
+record until it is acknowledged, so a failed one is never dropped silently. Every wait is
 bounded: aiokafka's idempotent producer would otherwise retry forever while the
 broker is gone.
 """
@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.structs import RecordMetadata
 
 from ingest import codec
@@ -69,6 +69,9 @@ class EventPublisher:
         )
         try:
             await asyncio.wait_for(producer.start(), settings.connect_timeout_s)
+        except asyncio.CancelledError:  # closing while connecting: leave nothing open
+            await _stop_quietly(producer, 0.5)
+            raise
         except (TimeoutError, KafkaError, OSError) as exc:
             await _stop_quietly(producer, settings.connect_timeout_s)
             raise KafkaUnavailableError(
@@ -88,10 +91,16 @@ class EventPublisher:
         """Whether ``start`` succeeded and ``stop`` has not been called since."""
         return self._producer is not None
 
-    async def publish(self, event: EventEnvelope) -> asyncio.Future[RecordMetadata]:
+    async def publish(
+        self, event: EventEnvelope, value: bytes | None = None
+    ) -> asyncio.Future[RecordMetadata]:
         """Queues ``event`` for sending; returns the future of its acknowledgement.
 
         Waits only while the local batch buffer is full, at most ``delivery_timeout_s``.
+
+        Args:
+            event: the event (its tenant and run make the key and headers).
+            value: ``event`` already encoded (as the spool holds it); encoded here if None.
 
         Raises:
             PublishError: the record could not be queued.
@@ -100,7 +109,7 @@ class EventPublisher:
         try:
             future: asyncio.Future[RecordMetadata] = await producer.send(
                 self._topic,
-                value=codec.encode(event),
+                value=codec.encode(event) if value is None else value,
                 key=record_key(event, self._settings.kafka.key_strategy),
                 headers=codec.headers(event),
             )
@@ -142,6 +151,19 @@ class EventPublisher:
         await self.flush(timeout)
         await _stop_quietly(producer, timeout)
 
+    async def abort(self, within_s: float) -> None:
+        """Disconnects at once: every record not yet acknowledged fails (the caller has
+        kept them, in the spool), so stopping does not wait on a broker that is gone."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        # aiokafka has no public abort; failing the accumulator's batches is what its own
+        # fatal-error path does, and lets stop() return instead of retrying forever.
+        accumulator = getattr(producer, "_message_accumulator", None)
+        if accumulator is not None:
+            accumulator.fail_all(KafkaConnectionError("the publisher was aborted"))
+        await _stop_quietly(producer, within_s)
+
     def _require_started(self) -> AIOKafkaProducer:
         if self._producer is None:
             raise PublishError("the publisher is not connected; call start() first")
@@ -151,9 +173,9 @@ class EventPublisher:
         self._pending.discard(future)
         self.stats.in_flight -= 1
         if future.cancelled() or future.exception() is not None:
+            # Counted only: the sender keeps the event and logs one line per outage,
+            # not one per record.
             self.stats.failed += 1
-            reason = "cancelled" if future.cancelled() else repr(future.exception())
-            logger.error("a record to %s was not delivered: %s", self._topic, reason)
         else:
             self.stats.acked += 1
 

@@ -20,7 +20,9 @@ from ingest.validation import (
     INT64_MAX,
     INT64_MIN,
     MAX_PARAM_VALUE_LENGTH,
+    MAX_PARAMS_PER_BATCH,
     MAX_TAG_VALUE_LENGTH,
+    MAX_TAGS_PER_BATCH,
     check_key,
     check_metric_value,
     check_step,
@@ -52,9 +54,15 @@ class ActiveRun:
     """
 
     def __init__(
-        self, tracker: ExperimentTracker, identity: RunIdentity, buffer: EventBuffer, start_time: int
+        self,
+        tracker: ExperimentTracker,
+        identity: RunIdentity,
+        buffer: EventBuffer,
+        start_time: int,
+        joined: bool = False,
     ) -> None:
         self._tracker = tracker
+        self._joined = joined
         self._identity = identity
         self._buffer = buffer
         self._known_keys: set[str] = set()
@@ -142,8 +150,8 @@ class ActiveRun:
         """
         self._check_running()
         values = _string_values(params, "param", MAX_PARAM_VALUE_LENGTH)
-        if values:
-            self._buffer.add_event(ParamsLogged(**self._envelope(), params=values))
+        for chunk in _chunks(values, MAX_PARAMS_PER_BATCH):
+            self._buffer.add_event(ParamsLogged(**self._envelope(), params=chunk))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Sets tags; values are converted to strings.
@@ -153,8 +161,8 @@ class ActiveRun:
         """
         self._check_running()
         values = _string_values(tags, "tag", MAX_TAG_VALUE_LENGTH)
-        if values:
-            self._buffer.add_event(TagsSet(**self._envelope(), tags=values))
+        for chunk in _chunks(values, MAX_TAGS_PER_BATCH):
+            self._buffer.add_event(TagsSet(**self._envelope(), tags=chunk))
 
     def set_tag(self, key: str, value: Any) -> None:
         """Sets one tag; see ``set_tags``."""
@@ -197,10 +205,10 @@ class ActiveRun:
             calls.append((step, ts, [(key, value)]))
         for step, ts, points in calls:
             self._buffer.add_metrics(self._identity, step, ts, points)
-        if param_values:
-            self._buffer.add_event(ParamsLogged(**self._envelope(), params=param_values))
-        if tag_values:
-            self._buffer.add_event(TagsSet(**self._envelope(), tags=tag_values))
+        for chunk in _chunks(param_values, MAX_PARAMS_PER_BATCH):
+            self._buffer.add_event(ParamsLogged(**self._envelope(), params=chunk))
+        for chunk in _chunks(tag_values, MAX_TAGS_PER_BATCH):
+            self._buffer.add_event(TagsSet(**self._envelope(), tags=chunk))
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Ends the run with ``finished``, ``failed`` or ``killed`` and flushes its events.
@@ -216,7 +224,8 @@ class ActiveRun:
             raise InvalidEventError(
                 f"status {status!r} does not end a run; use finished, failed or killed"
             ) from exc
-        self._buffer.add_event(event)
+        if not self._joined:  # a joined rank leaves the run's status to rank 0
+            self._buffer.add_event(event)
         self._status = final
         self.end_time = event.end_time
         self._tracker.flush()
@@ -250,6 +259,12 @@ class ActiveRun:
             "run_id": identity.run_id,
             "experiment_name": identity.experiment_name,
         }
+
+
+def _chunks(values: dict[str, str], size: int) -> list[dict[str, str]]:
+    """Splits params or tags into events MLflow takes in one call (and so of bounded size)."""
+    items = list(values.items())
+    return [dict(items[start : start + size]) for start in range(0, len(items), size)]
 
 
 def _checked(check: Any, value: object) -> Any:

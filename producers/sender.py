@@ -1,41 +1,48 @@
-"""The background loop that moves buffered calls to Kafka.
+"""The background loop that moves buffered calls to Kafka, or to the spool.
 
 It runs the async publisher on a thread of its own, so a training loop never waits
-on the network. Every ``linger_ms`` it drains the buffer, packs the calls into
-events and queues them; a record Kafka did not acknowledge is queued again (the
-sink's writes are idempotent, so a resend cannot duplicate anything). It also
-remembers, per run, the last acknowledged offset, so that a reader can wait until
-the workers have written that far.
+on the network or the disk. Every ``linger_ms`` it drains the buffer, packs the
+calls into events and encodes them, then:
+
+- **Kafka reachable, spool empty**: publishes them directly.
+- **Kafka out of reach, or the spool not empty**: appends them to the on-disk spool
+  (``producers.spool``), and, while connected, publishes the spool oldest first, so
+  each run's order is kept. A spooled record leaves the spool only once acked.
+
+An outage is noticed when a record cannot even be queued, when Kafka fails one, or
+when one waits longer than ``delivery_timeout_s`` for its ack (aiokafka's
+idempotent producer would otherwise retry forever). Then every unacknowledged event
+goes to the spool, the connection is dropped (a fresh producer after the outage
+carries no stale sequence state) and the sender reconnects with backoff. Resends are
+harmless: events keep their ids, values and client timestamps, and the sink is
+idempotent. It also remembers, per run, the last acknowledged offset, so that a
+reader can wait until the workers have written that far.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
+import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiokafka.structs import RecordMetadata
-
 from ingest.consistency import Position
-from ingest.errors import KafkaUnavailableError
-from ingest.events import EventEnvelope
-from producers.buffer import EventBuffer, pack
-from producers.errors import PublishError
-from producers.publisher import EventPublisher
+from producers.buffer import EventBuffer
+from producers.errors import SpoolError
+from producers.outbox import Outbox
 from producers.settings import ProducerSettings
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+_SHUTDOWN_RESERVE_S = 1.0
+"""Of a close's timeout, what is kept for spooling the rest and disconnecting."""
 
 
 @dataclass(frozen=True)
@@ -45,45 +52,61 @@ class DeliveryReport:
     buffered_calls: int
     unsent_events: int
     in_flight: int
+    spooled_events: int = 0
+    """Events in the on-disk spool, not yet acknowledged by Kafka."""
+    spooled_points: int = 0
+    """Metric points in those events."""
+    spool_path: str | None = None
+    """The spool's directory, if this process made one."""
+    dropped_points: int = 0
+    """Metric points dropped by the full policies (buffer and spool) so far."""
 
     @property
     def complete(self) -> bool:
         """Whether every call and event was acknowledged by Kafka."""
-        return not (self.buffered_calls or self.unsent_events or self.in_flight)
+        held = self.buffered_calls + self.unsent_events + self.in_flight + self.spooled_events
+        return held == 0
 
 
 class BackgroundSender:
-    """Drains an ``EventBuffer`` into Kafka from a daemon thread.
+    """Drains an ``EventBuffer`` into Kafka (or the spool) from a daemon thread.
 
     Args:
-        settings: Kafka location and batching.
+        settings: Kafka location, batching and the spool.
         buffer: the buffer the logging calls append to.
     """
 
     def __init__(self, settings: ProducerSettings, buffer: EventBuffer) -> None:
         self._settings = settings
         self._buffer = buffer
-        self._publisher = EventPublisher(settings)
-        self._backlog: deque[EventEnvelope] = deque()
         self._loop = asyncio.new_event_loop()
-        self._wake = asyncio.Event()
-        self._sending = asyncio.Lock()
+        self._outbox = Outbox(settings, buffer)
         self._closing = False
-        self._main_task: concurrent.futures.Future[None] | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="matih-ingest-sender", daemon=True)
-        self.positions: dict[tuple[str, str], Position] = {}
-        self.resent = 0
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="matih-ingest-sender", daemon=True
+        )
+
+    @property
+    def positions(self) -> dict[tuple[str, str], Position]:
+        """Per (tenant, run), the last offset Kafka acknowledged."""
+        return self._outbox.positions
+
+    @property
+    def resent(self) -> int:
+        """Events sent again after an outage."""
+        return self._outbox.resent
 
     def start(self) -> None:
         """Starts the thread; connecting to Kafka happens there, in the background."""
         self._thread.start()
-        self._main_task = asyncio.run_coroutine_threadsafe(self._main(), self._loop)
+        asyncio.run_coroutine_threadsafe(self._start_main(), self._loop).result(5.0)
 
     def flush(self, timeout: float) -> DeliveryReport:
         """Sends everything buffered and waits, at most ``timeout`` s, for Kafka's acks."""
         future = asyncio.run_coroutine_threadsafe(self._flush(timeout), self._loop)
         try:
-            return future.result(timeout + 1.0)
+            return future.result(timeout + 0.5)
         except TimeoutError:
             future.cancel()
             return self._report()
@@ -98,100 +121,89 @@ class BackgroundSender:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def close(self, timeout: float) -> DeliveryReport:
-        """Flushes for at most ``timeout`` s, disconnects and stops the thread."""
-        report = self.flush(timeout)
+        """Flushes, then spools what is left, disconnects and stops the thread; returns
+        within ``timeout`` s (plus at most about half a second on an overloaded machine).
+
+        What Kafka has not acknowledged by then stays in the spool (see the report).
+        """
+        deadline = time.monotonic() + timeout
+        reserve = min(_SHUTDOWN_RESERVE_S, timeout / 4)
+        report = self.flush(max(timeout - reserve, 0.0))
         self._closing = True
-        self._loop.call_soon_threadsafe(self._wake.set)
-        main = self._main_task
-        if main is not None:
-            try:
-                main.result(timeout=5.0)
-            except TimeoutError:
-                main.cancel()  # still connecting to, or stopping against, a dead broker
-                try:
-                    main.result(timeout=2.0)
-                except (TimeoutError, concurrent.futures.CancelledError):
-                    pass
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(deadline), self._loop)
+        try:
+            report = future.result(max(deadline - time.monotonic(), 0.0) + 0.5)
+        except (TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()
+            logger.error("the sender did not shut down in time; reporting what it held")
+            report = self._report()
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5.0)
+        self._thread.join(timeout=0.2)
         if not self._thread.is_alive():
             self._loop.close()
         return report
 
+    async def _start_main(self) -> None:
+        self._task = asyncio.create_task(self._main())
+
     async def _main(self) -> None:
-        try:
-            await self._connect()
-            linger = self._settings.linger_ms / 1000
-            while not self._closing:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(linger, 0.001))
-                except TimeoutError:
-                    pass
-                self._wake.clear()
-                await self._send()
-        finally:
-            await self._publisher.stop(timeout=2.0)
-
-    async def _connect(self) -> None:
-        attempt = 0
+        linger = max(self._settings.linger_ms / 1000, 0.001)
+        outbox = self._outbox
         while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(outbox.wake.wait(), timeout=linger)
+            outbox.wake.clear()
+            outbox.maybe_connect()
             try:
-                await self._publisher.start()
-                if attempt:
-                    logger.info("connected to Kafka after %d attempts", attempt + 1)
-                return
-            except KafkaUnavailableError as exc:
-                if attempt == 0:
-                    logger.warning("%s; events are held in memory while retrying", exc)
-                await asyncio.sleep(_RECONNECT_BACKOFF_S[min(attempt, len(_RECONNECT_BACKOFF_S) - 1)])
-                attempt += 1
+                await outbox.send()
+            except SpoolError as exc:  # the disk refused; events stay in memory, bounded
+                logger.error("%s", exc)
+                await asyncio.sleep(1.0)
+            except Exception:  # the loop must outlive any surprise, or nothing is sent again
+                logger.exception("the sender's step failed; retrying")
+                outbox.fail("the sender's step failed")
+                await asyncio.sleep(0.5)
 
-    async def _send(self) -> None:
-        async with self._sending:  # the linger loop and a flush may both be here
-            await self._send_backlog()
-
-    async def _send_backlog(self) -> None:
-        self._backlog.extend(pack(self._buffer.drain()))
-        if not self._publisher.started:
-            return
-        while self._backlog:
-            event = self._backlog[0]
-            try:
-                future = await self._publisher.publish(event)
-            except PublishError as exc:
-                logger.warning("%s; will retry", exc)
-                return
-            self._backlog.popleft()
-            future.add_done_callback(functools.partial(self._settle, event))
-
-    def _settle(self, event: EventEnvelope, future: asyncio.Future[RecordMetadata]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            # Not acknowledged: send it again. Redelivery is harmless (idempotent sink).
-            self.resent += 1
-            self._backlog.appendleft(event)
-            self._wake.set()
-            return
-        metadata = future.result()
-        key = (event.tenant_id, event.run_id)
-        previous = self.positions.get(key)
-        if previous is None or metadata.offset > previous.offset or metadata.partition != previous.partition:
-            self.positions[key] = Position(metadata.topic, metadata.partition, metadata.offset)
-
-    async def _flush(self, timeout: float) -> DeliveryReport:
-        deadline = time.monotonic() + timeout
+    async def _flush(self, within_s: float) -> DeliveryReport:
+        deadline = time.monotonic() + within_s
+        outbox = self._outbox
         while True:
-            await self._send()
-            remaining = deadline - time.monotonic()
-            if self._publisher.started:
-                await self._publisher.flush(max(remaining, 0.0))
+            outbox.maybe_connect()
+            try:
+                await outbox.send()
+            except SpoolError as exc:
+                logger.error("%s", exc)
             report = self._report()
-            if report.complete or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if report.complete or remaining <= 0:
                 return report
-            await asyncio.sleep(min(0.05, max(remaining, 0.0)))
+            await asyncio.sleep(min(0.02, remaining))
+
+    async def _shutdown(self, deadline: float) -> DeliveryReport:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=0.2)
+        await self._outbox.shutdown(max(deadline - time.monotonic(), 0.1))
+        report = self._report()
+        # Whatever still runs (a connection attempt, a flush given up on) ends with the loop.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for other in others:
+            other.cancel()
+        if others:
+            await asyncio.wait(others, timeout=min(0.2, max(deadline - time.monotonic(), 0.01)))
+        return report
 
     def _report(self) -> DeliveryReport:
+        outbox = self._outbox
+        spool = outbox.spool
         return DeliveryReport(
             buffered_calls=len(self._buffer),
-            unsent_events=len(self._backlog),
-            in_flight=self._publisher.stats.in_flight,
+            unsent_events=len(outbox.backlog),
+            in_flight=outbox.in_flight,
+            spooled_events=spool.events if spool is not None else 0,
+            spooled_points=spool.points if spool is not None else 0,
+            spool_path=str(spool.path) if spool is not None else None,
+            dropped_points=self._buffer.dropped_points
+            + (spool.dropped_points if spool is not None else 0),
         )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.settings import KafkaSettings, MlflowSettings
+from ingest.settings import DEFAULT_DATA_DIR, KafkaSettings, MlflowSettings
 
 
 class ProducerSettings(BaseSettings):
@@ -44,3 +45,14 @@ class ProducerSettings(BaseSettings):
     read_wait_s: float = Field(
         default=30.0, ge=0, description="How long a read waits for the workers to catch up."
     )
+    spool_dir: Path = Field(
+        default=DEFAULT_DATA_DIR / "spool",
+        description="Where events wait on disk while Kafka is out of reach (a folder per process).",
+    )
+    spool_max_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="Bound on one process's spool on disk."
+    )
+    spool_full_wait_s: float = Field(
+        default=1.0, ge=0, description="How long a full spool waits for room; then old points drop."
+    )
+    spool_fsync: bool = Field(default=True, description="fsync each batch written to the spool.")

@@ -24,9 +24,15 @@ from ingest.codec import describe
 from ingest.consistency import wait_committed
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import RunCreated
-from ingest.ids import new_run_id, run_id_time_ms
+from ingest.ids import is_run_id, new_run_id, run_id_time_ms
 from ingest.reader import MetricHistoryPoint, RunReader
-from ingest.validation import MAX_TAG_VALUE_LENGTH, check_key, check_tenant_id, check_text
+from ingest.validation import (
+    MAX_TAG_VALUE_LENGTH,
+    MAX_TAGS_PER_BATCH,
+    check_key,
+    check_tenant_id,
+    check_text,
+)
 from producers.buffer import EventBuffer, RunIdentity
 from producers.run import ActiveRun
 from producers.sender import BackgroundSender, DeliveryReport
@@ -48,7 +54,7 @@ class RunConfig(BaseModel):
     )
     user_id: str | None = Field(default=None, max_length=250, examples=["alice@acme.com"])
     description: str | None = Field(default=None, max_length=5000)
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=MAX_TAGS_PER_BATCH)
 
     @field_validator("tenant_id")
     @classmethod
@@ -97,8 +103,8 @@ class ExperimentTracker:
         Args:
             experiment_name: the experiment, within the tenant; created on first use.
             run_config: name, tenant, user, description and tags of the run.
-            run_id: join a run another process started (several ranks, one run);
-                a new id by default.
+            run_id: the run's id, e.g. one chosen up front and shared with the other
+                ranks (which call ``join_run``); a new id by default.
 
         Raises:
             InvalidEventError: a field breaks a rule, or no tenant is known.
@@ -130,6 +136,40 @@ class ExperimentTracker:
         identity = RunIdentity(tenant_id, run_id, experiment_name)
         return ActiveRun(self, identity, self._buffer, start_time)
 
+    def join_run(
+        self, experiment_name: str, run_id: str, run_config: RunConfig | None = None
+    ) -> ActiveRun:
+        """Joins a run that another process (rank 0) starts and ends: several ranks, one run.
+
+        A joined run publishes no ``RunCreated`` and no ``RunEnded``: the run's name,
+        tags and status belong to the process that called ``start_run``. Ending a joined
+        handle (or leaving its ``with`` block) only flushes this process's events. Its
+        metrics, params and tags land in the same MLflow run, whichever arrives first
+        (any event creates the run it names); keys and steps should not collide across
+        ranks, since the same key and step with two values makes two history rows.
+
+        Args:
+            experiment_name: the run's experiment, as rank 0 names it.
+            run_id: the shared run id (rank 0's ``run.run_id``, or one given to all).
+            run_config: only ``tenant_id`` is used.
+
+        Raises:
+            InvalidEventError: no tenant is known, or ``run_id`` is not a run id.
+        """
+        config = run_config or RunConfig()
+        tenant_id = config.tenant_id or self._settings.tenant_id
+        if tenant_id is None:
+            raise InvalidEventError(
+                "run_config.tenant_id is required (or set MATIH_PRODUCER_TENANT_ID)"
+            )
+        if not is_run_id(run_id):
+            raise InvalidEventError(f"run id {run_id!r} must be 32 lowercase hex digits")
+        start_time = run_id_time_ms(run_id) or time.time_ns() // 1_000_000
+        self._ensure_sender()
+        self._run_tenants[run_id] = tenant_id
+        identity = RunIdentity(tenant_id, run_id, experiment_name)
+        return ActiveRun(self, identity, self._buffer, start_time, joined=True)
+
     def flush(self, timeout: float | None = None) -> DeliveryReport:
         """Sends everything logged so far and waits, bounded, for Kafka's acknowledgement.
 
@@ -142,11 +182,13 @@ class ExperimentTracker:
         if not report.complete:
             logger.warning(
                 "after %.1fs, %d logging calls and %d events are not yet acknowledged by Kafka"
-                " at %s; they stay in this process's memory and are retried until it exits",
+                " at %s (%d of them in the spool %s); they are retried in the background",
                 limit,
                 report.buffered_calls,
-                report.unsent_events + report.in_flight,
+                report.unsent_events + report.in_flight + report.spooled_events,
                 self._settings.kafka.bootstrap_servers,
+                report.spooled_events,
+                report.spool_path,
             )
         return report
 
@@ -175,18 +217,28 @@ class ExperimentTracker:
         return self._reader.get_metric_history(tenant, run_id, key)
 
     def close(self, timeout: float | None = None) -> DeliveryReport:
-        """Flushes (bounded) and stops the background sender."""
+        """Flushes (bounded) and stops the background sender; returns within ``timeout``
+        (default ``flush_timeout_s``) plus a fraction of a second.
+
+        What Kafka has not acknowledged by then stays in this process's spool on disk,
+        and one log line says how much, where, and how to deliver it.
+        """
         sender, self._sender = self._sender, None
         if sender is None:
             return DeliveryReport(0, 0, 0)
         report = sender.close(self._settings.flush_timeout_s if timeout is None else timeout)
-        if not report.complete:
+        lost = report.buffered_calls + report.unsent_events
+        if report.spooled_events or lost:
             logger.error(
-                "closing with %d logging calls and %d events not acknowledged by Kafka at %s:"
-                " they are lost",
-                report.buffered_calls,
-                report.unsent_events + report.in_flight,
+                "closing with %d events (%d metric points) not acknowledged by Kafka at %s:"
+                " they are kept in the spool %s; deliver them with `matih-ingest spool flush"
+                " --spool-dir %s`%s",
+                report.spooled_events,
+                report.spooled_points,
                 self._settings.kafka.bootstrap_servers,
+                report.spool_path,
+                self._settings.spool_dir,
+                f" ({lost} calls or events could not be spooled and are lost)" if lost else "",
             )
         return report
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ingest.cli import demo, dlq, lag, replay, up, worker
+from ingest.cli import demo, dlq, lag, replay, spool, up, worker
 
 app = typer.Typer(
     name="matih-ingest",
@@ -18,6 +18,7 @@ app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("lag")(lag.lag)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(spool.app, name="spool")
 
 if __name__ == "__main__":
     app()

@@ -20,6 +20,7 @@ import pytest
 from consumers import ConsumerSettings, WorkerStats
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings
+from tests.integration.outage import OutageBroker
 from tests.integration.support import WorkerThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +74,13 @@ def consumer_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSett
 
 
 @pytest.fixture
-def producer_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings) -> ProducerSettings:
-    return ProducerSettings(kafka=kafka_settings, mlflow=mlflow_settings, linger_ms=5)
+def producer_settings(
+    kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings, tmp_path: Path
+) -> ProducerSettings:
+    """Publishing to this test's topic; a spool, if one is needed, in its tmp_path."""
+    return ProducerSettings(
+        kafka=kafka_settings, mlflow=mlflow_settings, linger_ms=5, spool_dir=tmp_path / "spool"
+    )
 
 
 @pytest.fixture
@@ -93,3 +99,15 @@ def tracker(producer_settings: ProducerSettings) -> Iterator[ExperimentTracker]:
     """An SDK tracker publishing to this test's topic."""
     with ExperimentTracker(producer_settings) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def outage_broker() -> Iterator[OutageBroker]:
+    """A broker of this module's own (fresh data), for tests that stop and restart it."""
+    broker = OutageBroker()
+    broker.remove()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.remove()

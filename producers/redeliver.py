@@ -1,0 +1,110 @@
+"""Delivering a spool that a process left behind (it exited or died with Kafka away).
+
+``matih-ingest spool flush`` calls ``deliver_spool`` for each spool whose owner is
+gone. The spool's lock guarantees that a live process's spool is never taken: that
+process drains it itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.errors import InvalidEventError
+from ingest.topics import ensure_topics
+from producers.errors import PublishError
+from producers.publisher import EventPublisher
+from producers.settings import ProducerSettings
+from producers.spool import EventSpool, event_head
+
+logger = logging.getLogger(__name__)
+
+_WINDOW = 2000
+
+
+@dataclass(frozen=True)
+class SpoolDelivery:
+    """What one ``deliver_spool`` did."""
+
+    path: Path
+    delivered_events: int
+    delivered_points: int
+    left_events: int
+    rejected_events: int
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        """Whether the spool was delivered entirely (and its directory removed)."""
+        return self.left_events == 0
+
+
+async def deliver_spool(
+    directory: Path, settings: ProducerSettings, within_s: float
+) -> SpoolDelivery:
+    """Publishes a left-behind spool to Kafka, oldest first, deleting what is acked.
+
+    Events keep their ids, values and client timestamps, so anything a dead process
+    had already delivered is written once by the idempotent sink.
+
+    Args:
+        directory: the spool directory (``<spool root>/<pid>-<hex>``).
+        settings: where to publish (its topic and key strategy).
+        within_s: the bound on the whole delivery; what is left then stays.
+
+    Raises:
+        SpoolBusyError: a live process holds the spool.
+        KafkaUnavailableError: Kafka did not answer.
+    """
+    started = time.monotonic()
+    deadline = started + within_s
+    spool = EventSpool(directory, max_bytes=settings.spool_max_bytes)
+    publisher = EventPublisher(settings)
+    delivered = points = rejected = 0
+    try:
+        await publisher.start()
+        if settings.create_topics:
+            await ensure_topics(settings.kafka)
+        while spool.events and time.monotonic() < deadline:
+            records = spool.read(_WINDOW)
+            if not records:
+                spool.rewind()
+                continue
+            sent = []
+            for record in records:
+                try:
+                    event = event_head(record.value)
+                except InvalidEventError as exc:
+                    logger.error("dropped an unreadable spool record in %s: %s", directory, exc)
+                    spool.ack(record)
+                    rejected += 1
+                    continue
+                try:
+                    sent.append((await publisher.publish(event, record.value), record))
+                except PublishError as exc:
+                    logger.warning("%s; will retry", exc)
+                    break
+            if sent:
+                remaining = max(deadline - time.monotonic(), 0.1)
+                await asyncio.wait([future for future, _ in sent], timeout=remaining)
+            failed = False
+            for future, record in sent:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    spool.ack(record)
+                    delivered += 1
+                    points += record.points
+                else:
+                    failed = True
+            if failed or len(sent) < len(records):
+                spool.rewind()
+                await asyncio.sleep(0.2)
+    finally:
+        await publisher.abort(1.0)
+        left = spool.events
+        spool.close()
+    return SpoolDelivery(
+        directory, delivered, points, left, rejected, time.monotonic() - started
+    )
