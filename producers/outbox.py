@@ -19,7 +19,6 @@ from ingest import codec
 from ingest.consistency import Position
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import EventEnvelope, MetricsLogged
-from ingest.topics import ensure_topics
 from producers.buffer import EventBuffer, pack
 from producers.errors import PublishError, SpoolError
 from producers.publisher import EventPublisher
@@ -72,7 +71,6 @@ class Outbox:
         self._ready = False
         self._unreachable = False
         """Kafka failed us (no connection, or no acks) and has not answered since."""
-        self._topics_ready = False
         self._connecting: asyncio.Task[None] | None = None
         self._next_connect = 0.0
         self._attempts = 0
@@ -301,10 +299,7 @@ class Outbox:
     async def _connect_once(self) -> None:
         settings = self._settings
         try:
-            await self.publisher.start()
-            if settings.create_topics and not self._topics_ready:
-                await ensure_topics(settings.kafka)
-                self._topics_ready = True
+            await self.publisher.start()  # creates missing topics too
         except KafkaUnavailableError as exc:
             self._unreachable = True
             await self.publisher.abort(0.5)

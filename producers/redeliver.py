@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import InvalidEventError
-from ingest.topics import ensure_topics
 from producers.errors import PublishError
 from producers.publisher import EventPublisher
 from producers.settings import ProducerSettings
@@ -65,9 +64,7 @@ async def deliver_spool(
     publisher = EventPublisher(settings)
     delivered = points = rejected = 0
     try:
-        await publisher.start()
-        if settings.create_topics:
-            await ensure_topics(settings.kafka)
+        await publisher.start()  # creates missing topics too
         while spool.events and time.monotonic() < deadline:
             records = spool.read(_WINDOW)
             if not records:
