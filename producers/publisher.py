@@ -9,6 +9,7 @@ broker is gone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
 from ingest.topics import ensure_topics, events_topic, record_key
 from producers.errors import PublishError
+from producers.metrics import ProducerMetrics
 from producers.settings import ProducerSettings
 
 logger = logging.getLogger(__name__)
@@ -40,10 +42,12 @@ class EventPublisher:
 
     Args:
         settings: where Kafka is and how to batch.
+        metrics: Prometheus counters of sent and failed records, if any.
     """
 
-    def __init__(self, settings: ProducerSettings) -> None:
+    def __init__(self, settings: ProducerSettings, metrics: ProducerMetrics | None = None) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._topic = events_topic(settings.kafka)
         self._producer: AIOKafkaProducer | None = None
         self._pending: set[asyncio.Future[RecordMetadata]] = set()
@@ -115,10 +119,12 @@ class EventPublisher:
             )
         except KafkaError as exc:
             self.stats.failed += 1
+            if self._metrics is not None:
+                self._metrics.send_failed(event.kind, type(exc).__name__)
             raise PublishError(f"could not queue {event.kind} for run {event.run_id}: {exc!r}") from exc
         self.stats.in_flight += 1
         self._pending.add(future)
-        future.add_done_callback(self._settle)
+        future.add_done_callback(functools.partial(self._settle, event.kind))
         return future
 
     async def publish_and_wait(self, event: EventEnvelope) -> RecordMetadata:
@@ -169,15 +175,20 @@ class EventPublisher:
             raise PublishError("the publisher is not connected; call start() first")
         return self._producer
 
-    def _settle(self, future: asyncio.Future[RecordMetadata]) -> None:
+    def _settle(self, kind: str, future: asyncio.Future[RecordMetadata]) -> None:
         self._pending.discard(future)
         self.stats.in_flight -= 1
         if future.cancelled() or future.exception() is not None:
             # Counted only: the sender keeps the event and logs one line per outage,
             # not one per record.
             self.stats.failed += 1
+            if self._metrics is not None:
+                reason = "cancelled" if future.cancelled() else type(future.exception()).__name__
+                self._metrics.send_failed(kind, reason)
         else:
             self.stats.acked += 1
+            if self._metrics is not None:
+                self._metrics.sent(kind)
 
 
 async def _stop_quietly(producer: AIOKafkaProducer, timeout: float) -> None:
