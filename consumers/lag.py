@@ -17,7 +17,6 @@ sample says so (``tenants_capped``).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,11 +25,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocol
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from ingest.errors import KafkaUnavailableError
 from ingest.settings import KafkaSettings
+from ingest.topics import bounded
 
 __all__ = ["GroupLag", "LagMonitor", "PartitionLag", "TenantLag"]
 
@@ -233,14 +231,7 @@ class LagMonitor:
         return oldest, tenants, capped or bool(remaining)
 
     async def _call(self, awaitable: Any, what: str) -> Any:
-        timeout = self._settings.request_timeout_s
-        try:
-            return await asyncio.wait_for(awaitable, timeout)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise KafkaUnavailableError(
-                f"could not read the lag of {what!r} from {self._settings.bootstrap_servers}"
-                f" within {timeout:g}s ({exc!r}); is the broker running?"
-            ) from exc
+        return await bounded(awaitable, self._settings, what=f"reading the lag of {what!r}")
 
 
 def _tenant(key: bytes | None) -> str:

@@ -13,7 +13,6 @@ was at the start. Records appended meanwhile are the live workers' business.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,16 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from consumers.batch import RecordRef, Rejection
 from consumers.records import decode_record
 from consumers.sink.base import BaseSink
-from ingest.errors import InvalidEventError, KafkaUnavailableError
+from ingest.errors import InvalidEventError
 from ingest.events import Event, MetricsLogged, ParamsLogged, RunCreated, RunEnded, TagsSet
 from ingest.settings import KafkaSettings
-from ingest.topics import events_topic, topic_partitions
+from ingest.topics import bounded, events_topic, topic_partitions
 
 __all__ = ["ReplayBound", "ReplayPlan", "ReplaySummary", "Replayer", "parse_bound"]
 
@@ -229,14 +227,7 @@ class Replayer:
         return {tp: end[tp] if found.get(tp) is None else found[tp].offset for tp in first}
 
     async def _call(self, awaitable: Awaitable[Any]) -> Any:
-        timeout = self._settings.request_timeout_s * 3
-        try:
-            return await asyncio.wait_for(awaitable, timeout)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise KafkaUnavailableError(
-                f"Kafka at {self._settings.bootstrap_servers} did not answer within {timeout:g}s"
-                f" ({exc!r}); is the broker running?"
-            ) from exc
+        return await bounded(awaitable, self._settings, self._settings.request_timeout_s * 3)
 
 
 def _count(event: Event, summary: ReplaySummary) -> None:

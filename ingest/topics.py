@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -20,6 +21,8 @@ from ingest.events import EventEnvelope
 from ingest.settings import KafkaSettings, KeyStrategy
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEAD_LETTER_SUFFIX = ".dlq"
 
@@ -39,6 +42,26 @@ def record_key(event: EventEnvelope, strategy: KeyStrategy) -> bytes:
     if strategy is KeyStrategy.RUN:
         return f"{event.tenant_id}/{event.run_id}".encode()
     return event.tenant_id.encode()
+
+
+async def bounded(
+    awaitable: Awaitable[T], settings: KafkaSettings, timeout: float | None = None, what: str = ""
+) -> T:
+    """Awaits one Kafka call, at most ``timeout`` s (the request timeout by default);
+    ``what`` names the call in the error.
+
+    Raises:
+        KafkaUnavailableError: the call failed or did not finish in time.
+    """
+    limit = settings.request_timeout_s if timeout is None else timeout
+    try:
+        return await asyncio.wait_for(awaitable, limit)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        doing = f" ({what})" if what else ""
+        raise KafkaUnavailableError(
+            f"Kafka at {settings.bootstrap_servers} did not answer{doing} within {limit:g}s"
+            f" ({exc!r}); is the broker running?"
+        ) from exc
 
 
 @asynccontextmanager
