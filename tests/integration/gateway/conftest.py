@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from ingest.api import ApiSettings
 from ingest.settings import KafkaSettings, MlflowSettings
-from tests.integration.gateway.support import GatewayThread
+from tests.integration.gateway.support import serving
 from tests.integration.support import WorkerThread
 
 ACME_KEY = "key-acme-0001"
@@ -73,24 +73,16 @@ def api_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings)
     )
 
 
-def _serve(settings: ApiSettings) -> Iterator[httpx.Client]:
-    server = GatewayThread(settings)
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60.0) as client:
-            yield client
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def gateway(api_settings: ApiSettings, worker: WorkerThread) -> Iterator[httpx.Client]:
     """An HTTP client of a running gateway, with a worker writing MLflow."""
     del worker
-    yield from _serve(api_settings)
+    with serving(api_settings) as client:
+        yield client
 
 
 @pytest.fixture
 def lone_gateway(api_settings: ApiSettings) -> Iterator[httpx.Client]:
     """An HTTP client of a running gateway, with no worker."""
-    yield from _serve(api_settings)
+    with serving(api_settings) as client:
+        yield client

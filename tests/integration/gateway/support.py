@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
 
 from ingest.api import ApiSettings, build_server
 
@@ -29,3 +33,15 @@ class GatewayThread:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(30)
+
+
+@contextmanager
+def serving(settings: ApiSettings) -> Iterator[httpx.Client]:
+    """A gateway running with ``settings``, and an HTTP client of it."""
+    server = GatewayThread(settings)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60.0) as client:
+            yield client
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from ingest.api import ApiSettings
 from tests.integration.gateway.conftest import ACME_KEY, GLOBEX_KEY, headers
+from tests.integration.gateway.support import serving
 
 pytestmark = pytest.mark.integration
 
@@ -72,10 +73,8 @@ def test_the_tenant_header_is_required_and_checked(lone_gateway: httpx.Client) -
 
 def test_open_mode_needs_no_key(api_settings: ApiSettings) -> None:
     """In open mode a call without Authorization acts for the tenant it names."""
-    from tests.integration.gateway.conftest import _serve
-
     settings = api_settings.model_copy(update={"open_mode": True, "api_keys": {}})
-    for client in _serve(settings):
+    with serving(settings) as client:
         created = client.post(RUNS, json=CREATE, headers=headers("globex", key=None))
         assert created.status_code == 201, created.text
         assert client.get(RUNS, headers={}).status_code == 422  # still needs the tenant
