@@ -121,6 +121,10 @@ def install(app: FastAPI, retry_after_s: int) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (not UTF-8 JSON): a bad body,
+            # like any other, is a 422 naming it.
+            return ApiError.invalid("body", f"{exc.detail}: send UTF-8 JSON").response()
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
         return ApiError(exc.status_code, code, str(exc.detail), headers=headers).response()

@@ -171,6 +171,7 @@ def test_malformed_bodies_are_422_never_500(lone_gateway: httpx.Client, run_id: 
         (b'{"metrics": {"a": 1}', json_type),
         (b'[{"metrics": {"a": 1}}]', json_type),
         (b"\xff\xfe\x00garbage", json_type),
+        (b"K\xe9\x07\xf1g\xfccL\x00\xa0", json_type),
         (b"metrics=a", {**headers(), "Content-Type": "application/x-www-form-urlencoded"}),
         (b"", json_type),
         (b"null", json_type),
