@@ -385,5 +385,6 @@ def example_of(model: type[BaseModel]) -> dict[str, Any]:
     assert isinstance(extra, dict)
     examples = extra["examples"]
     assert isinstance(examples, list)
-    result: dict[str, Any] = examples[0]
-    return result
+    first = examples[0]
+    assert isinstance(first, dict)
+    return dict(first)
