@@ -11,8 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ingest.api import ApiSettings
-from producers import ExperimentTracker, RunConfig
 from tests.integration.gateway.conftest import headers
+from tests.integration.gateway.support import serving
 
 pytestmark = pytest.mark.integration
 
@@ -141,33 +141,51 @@ def test_non_finite_metric_values_read_back_as_strings(gateway: httpx.Client) ->
     assert [p["value"] for p in history] == ["NaN"]
 
 
-def test_a_run_started_elsewhere_is_found_in_mlflow_and_loggable(
-    gateway: httpx.Client, tracker: ExperimentTracker
+def test_a_run_started_by_another_gateway_is_found_in_mlflow_and_loggable(
+    gateway: httpx.Client, api_settings: ApiSettings
 ) -> None:
-    """A run the SDK started (not this gateway) is looked up in MLflow by tenant and id:
-    log calls reach it, in its experiment, and ending it reports its duration."""
-    with tracker.start_run(
-        "sdk-experiment", run_config=RunConfig(tenant_id="acme-corp", run_name="sdk")
-    ) as run:
-        run.log_metrics({"loss": 0.9}, step=0)
-    tracker.get_metric_history(run_id=run.run_id, key="loss")  # waits for the workers
-    assert run.run_id
-
-    logged = gateway.post(
-        f"{RUNS}/{run.run_id}/log-metrics",
-        json={"metrics": {"loss": 0.8}, "step": 1},
-        headers=headers(),
-    )
-    assert logged.status_code == 202, logged.text
-    history = gateway.get(
-        f"{RUNS}/{run.run_id}/metrics/loss/history",
-        params={"after": logged.json()["consistency_token"]},
-        headers=headers(),
+    """A second gateway, which did not start the run, finds it in MLflow by tenant and id:
+    log calls reach it in its experiment, and a finished run cannot be ended again."""
+    created = gateway.post(
+        RUNS, json={"experiment_name": "elsewhere", "name": "first"}, headers=headers()
     ).json()
-    assert [(p["step"], p["value"]) for p in history] == [(0, 0.9), (1, 0.8)]
-    view = gateway.get(f"{RUNS}/{run.run_id}", headers=headers()).json()
-    assert view["experiment_name"] == "sdk-experiment"
-    assert view["status"] == "finished"
-    ended = gateway.post(f"{RUNS}/{run.run_id}/end", headers=headers())
-    assert ended.status_code == 409
-    assert gateway.get(f"{RUNS}/{run.run_id}", headers=headers("globex", None)).status_code == 401
+    run_id = created["run_id"]
+    logged = gateway.post(
+        f"{RUNS}/{run_id}/log-metrics", json={"metrics": {"loss": 0.9}}, headers=headers()
+    )
+    ended = gateway.post(f"{RUNS}/{run_id}/end", headers=headers()).json()
+    assert logged.status_code == 202
+    assert (
+        gateway.get(
+            f"{RUNS}/{run_id}", params={"after": ended["consistency_token"]}, headers=headers()
+        ).json()["status"]
+        == "finished"
+    )
+
+    with serving(api_settings) as other:
+        late = other.post(
+            f"{RUNS}/{run_id}/log-metrics",
+            json={"metrics": {"loss": 0.8}, "step": 1},
+            headers=headers(),
+        )
+        assert late.status_code == 202, late.text
+        history = other.get(
+            f"{RUNS}/{run_id}/metrics/loss/history",
+            params={"after": late.json()["consistency_token"]},
+            headers=headers(),
+        ).json()
+        assert [(p["step"], p["value"]) for p in history] == [(0, 0.9), (1, 0.8)]
+        view = other.get(f"{RUNS}/{run_id}", headers=headers()).json()
+        assert view["experiment_name"] == "elsewhere"
+        assert view["status"] == "finished"
+        again = other.post(f"{RUNS}/{run_id}/end", headers=headers())
+        assert again.status_code == 409
+        assert other.get(f"{RUNS}/{run_id}", headers=headers("globex", None)).status_code == 401
+        assert (
+            other.post(
+                f"{RUNS}/{run_id}/log-params",
+                json={"params": {"a": "1"}},
+                headers=headers("globex", "key-globex-0001"),
+            ).status_code
+            == 404
+        )
