@@ -20,7 +20,7 @@ from requests.exceptions import RequestException
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.api.errors import StoreUnavailableError
-from ingest.api.schemas import ExperimentView, MetricPointView, RunView
+from ingest.api.responses import ExperimentView, MetricPointView, RunView
 from ingest.api.views import MLFLOW_STATUS, experiment_id_of, name_of_unknown_id, run_view
 from ingest.events import RunStatus
 from ingest.ids import run_id_time_ms

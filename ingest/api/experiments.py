@@ -7,7 +7,8 @@ from fastapi import APIRouter, Response, status
 from ingest.api.auth import Tenant
 from ingest.api.deps import Gateway
 from ingest.api.errors import ERROR_RESPONSES
-from ingest.api.schemas import ExperimentCreate, ExperimentList, ExperimentView
+from ingest.api.responses import ExperimentList, ExperimentView
+from ingest.api.schemas import ExperimentCreate
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"], responses=ERROR_RESPONSES)
 

@@ -15,16 +15,8 @@ from pydantic import ValidationError
 from ingest.api.catalog import RunCatalog, RunRef
 from ingest.api.errors import ApiError
 from ingest.api.publishing import GatewayPublisher
-from ingest.api.schemas import (
-    Accepted,
-    BatchAccepted,
-    BatchLog,
-    MetricsLog,
-    ParamsLog,
-    RunCreate,
-    RunCreatedView,
-    RunEndedView,
-)
+from ingest.api.responses import Accepted, BatchAccepted, RunCreatedView, RunEndedView
+from ingest.api.schemas import BatchLog, MetricsLog, ParamsLog, RunCreate
 from ingest.api.settings import ApiSettings
 from ingest.api.views import duration_seconds, experiment_id_of
 from ingest.codec import describe

@@ -14,20 +14,16 @@ from fastapi import APIRouter, Body, Path, Query, status
 from ingest.api.auth import Tenant
 from ingest.api.deps import Gateway
 from ingest.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
-from ingest.api.schemas import (
+from ingest.api.responses import (
     Accepted,
     BatchAccepted,
-    BatchLog,
     MetricPointView,
-    MetricsLog,
-    ParamsLog,
-    RunCreate,
     RunCreatedView,
     RunEndedView,
     RunPage,
     RunView,
-    example_of,
 )
+from ingest.api.schemas import BatchLog, MetricsLog, ParamsLog, RunCreate, example_of
 from ingest.events import ExperimentName, RunStatus
 from ingest.reader import MAX_SEARCH_RESULTS
 from ingest.validation import check_key

@@ -13,7 +13,7 @@ import uuid
 
 from mlflow.entities import Run
 
-from ingest.api.schemas import RunView
+from ingest.api.responses import RunView
 from ingest.events import RunStatus
 from ingest.layout import DESCRIPTION_TAG, RUN_ID_TAG, USER_TAG
 
