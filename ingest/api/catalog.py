@@ -23,7 +23,7 @@ from ingest.api.errors import StoreUnavailableError
 from ingest.api.responses import ExperimentView, MetricPointView, RunView
 from ingest.api.views import MLFLOW_STATUS, experiment_id_of, name_of_unknown_id, run_view
 from ingest.events import RunStatus
-from ingest.ids import run_id_time_ms
+from ingest.ids import is_run_id, run_id_time_ms
 from ingest.layout import EXPERIMENT_NAME_TAG
 from ingest.reader import RunReader
 
@@ -65,6 +65,8 @@ class RunCatalog:
 
     async def find_run(self, tenant_id: str, run_id: str) -> RunRef | None:
         """The tenant's run, from memory or MLflow; None if the tenant has no such run."""
+        if not is_run_id(run_id):
+            return None
         cached = self._runs.get((tenant_id, run_id))
         if cached is not None:
             return cached
@@ -125,6 +127,8 @@ class RunCatalog:
 
     async def get_run(self, tenant_id: str, run_id: str) -> RunView | None:
         """The tenant's run as MLflow holds it, or None."""
+        if not is_run_id(run_id):
+            return None
         run = await self._call(self._reader.find_run, tenant_id, run_id)
         if run is None:
             return None
@@ -159,6 +163,8 @@ class RunCatalog:
         self, tenant_id: str, run_id: str, key: str
     ) -> list[MetricPointView] | None:
         """Every value of a run's metric, by step; None if the tenant has no such run."""
+        if not is_run_id(run_id):
+            return None
         if await self._call(self._reader.find_run, tenant_id, run_id) is None:
             return None
         points = await self._call(self._reader.get_metric_history, tenant_id, run_id, key)

@@ -32,7 +32,7 @@ from ingest.events import (
     RunStatus,
     TagsSet,
 )
-from ingest.ids import is_run_id, new_run_id, run_id_time_ms
+from ingest.ids import new_run_id, run_id_time_ms
 from ingest.topics import events_topic
 
 E = TypeVar("E", bound=EventEnvelope)
@@ -190,7 +190,7 @@ class RunGateway:
         return position
 
     async def _run(self, tenant_id: str, run_id: str) -> RunRef:
-        ref = await self.catalog.find_run(tenant_id, run_id) if is_run_id(run_id) else None
+        ref = await self.catalog.find_run(tenant_id, run_id)
         if ref is None:
             raise ApiError.not_found(f"run {run_id!r}")
         return ref

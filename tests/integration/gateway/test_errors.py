@@ -213,7 +213,7 @@ def test_nan_and_infinity_are_metric_values(lone_gateway: httpx.Client, run_id: 
 
 def test_unknown_runs_are_404_on_every_endpoint(lone_gateway: httpx.Client) -> None:
     """A well-formed id nobody created, and a malformed one: 404, same body."""
-    for run_id in ("0" * 32, "does-not-exist", "A" * 32):
+    for run_id in ("0" * 32, "does-not-exist", "A" * 32, "x'` or 1=1 \\", "é☃"):
         for method, path, body in (
             ("GET", "", None),
             ("POST", "/log-metrics", {"metrics": {"a": 1}}),

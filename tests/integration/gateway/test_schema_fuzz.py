@@ -1,6 +1,7 @@
 """Schemathesis against the gateway's own OpenAPI document, on real Kafka and MLflow.
 
-Bounded: for each operation, 25 requests that fit the schema and 25 that do not,
+Bounded: for each operation, 25 requests that fit the schema and 25 that do not
+(and for run-scoped ones, 25 more with generated run ids),
 derandomized so a failure reproduces. The run id in paths is one that exists (so
 writes get past the 404), the auth headers a valid key's. (Driven through
 Hypothesis directly: schemathesis's pytest plugin does not support pytest 9.)
@@ -56,30 +57,39 @@ def test_no_generated_request_gets_a_5xx_or_an_undocumented_answer(
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 10
     calls = 0
-    for operation in operations:
-        path_parameters = {"run_id": run_id} if "{run_id}" in operation.path else None
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(
-                generation_mode=mode, path_parameters=path_parameters, headers=headers()
-            )
+    plan = [
+        (operation, mode, {"run_id": run_id} if "{run_id}" in operation.path else None)
+        for operation in operations
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    ]
+    # And the run-scoped operations with generated run ids: any string in the path.
+    plan += [
+        (operation, GenerationMode.POSITIVE, None)
+        for operation in operations
+        if "{run_id}" in operation.path
+    ]
+    for operation, mode, path_parameters in plan:
+        strategy = operation.as_strategy(
+            generation_mode=mode, path_parameters=path_parameters, headers=headers()
+        )
 
-            @hypothesis.given(case=strategy)
-            @hypothesis.settings(
-                max_examples=EXAMPLES_PER_MODE,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(hypothesis.HealthCheck),
-            )
-            def call(case: schemathesis.Case) -> None:
-                nonlocal calls
-                calls += 1
-                case.call_and_validate(checks=CHECKS)
+        @hypothesis.given(case=strategy)
+        @hypothesis.settings(
+            max_examples=EXAMPLES_PER_MODE,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+        def call(case: schemathesis.Case) -> None:
+            nonlocal calls
+            calls += 1
+            case.call_and_validate(checks=CHECKS)
 
-            try:
-                call()
-            except hypothesis.errors.Unsatisfiable:
-                # Nothing of this operation can be made invalid once the headers and the
-                # run id are fixed (GET /api/v1/experiments): no negative case exists.
-                assert mode is GenerationMode.NEGATIVE, operation.label
-    assert calls >= 10 * 2 * 5  # every operation was really exercised
+        try:
+            call()
+        except hypothesis.errors.Unsatisfiable:
+            # Nothing of this operation can be made invalid once the headers and the
+            # run id are fixed (GET /api/v1/experiments): no negative case exists.
+            assert mode is GenerationMode.NEGATIVE, operation.label
+    assert calls >= len(plan) * 5  # every operation was really exercised
