@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ingest.cli import demo, dlq, lag, replay, spool, up, worker
+from ingest.cli import api, asyncapi, demo, dlq, lag, replay, spool, up, worker
 
 app = typer.Typer(
     name="matih-ingest",
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.command("up")(up.up)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
+app.command("api")(api.api)
+app.command("asyncapi")(asyncapi.asyncapi)
 app.command("replay")(replay.replay)
 app.command("lag")(lag.lag)
 app.add_typer(dlq.app, name="dlq")

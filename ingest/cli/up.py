@@ -1,7 +1,9 @@
 """``matih-ingest up``: the whole local stack in one command.
 
-Starts the local Kafka broker if none answers, a worker, and the MLflow UI on the
-same store; with ``--demo`` also runs the demo. Ctrl-C stops what it started.
+Starts the local Kafka broker if none answers, a worker, the REST gateway and the
+MLflow UI on the same store; with ``--demo`` also runs the demo. Ctrl-C stops what
+it started. The gateway runs in open mode (no API keys) unless ``--no-open``: this
+is the local development stack.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Annotated
 import typer
 
 from consumers import ConsumerSettings, MlflowSink, build_worker
+from ingest.api import ApiSettings, build_server
 from ingest.cli.demo import show_run, simulate_training
 from ingest.cli.options import (
     BootstrapOption,
@@ -41,9 +44,20 @@ def up(
     tracking_uri: TrackingUriOption = None,
     ui_port: Annotated[int, typer.Option(help="Port of the MLflow UI; 0 for none.")] = 5000,
     run_demo: Annotated[bool, typer.Option("--demo", help="Run the demo once the stack is up.")] = False,
+    *,
+    api_port: Annotated[int, typer.Option(help="Port of the REST gateway; 0 for none.")] = 8000,
+    open_mode: Annotated[
+        bool,
+        typer.Option(
+            "--open/--no-open",
+            help="Gateway without API keys (local development);"
+            " --no-open uses MATIH_API_API_KEYS.",
+        ),
+    ] = True,
     verbose: VerboseOption = False,
 ) -> None:
-    """Start the local stack: Kafka (if none answers), a worker and the MLflow UI."""
+    """Start the local stack: Kafka (if none answers), a worker, the REST gateway and the
+    MLflow UI."""
     configure_logging(verbose)
     kafka = kafka_settings(bootstrap_servers, None, None)
     mlflow = mlflow_settings(tracking_uri)
@@ -56,7 +70,10 @@ def up(
     sink = MlflowSink(mlflow)  # creates the store before the UI opens it
     ui = _start_ui(mlflow.tracking_uri, ui_port) if ui_port else None
     try:
-        asyncio.run(_serve(settings, sink, run_demo))
+        api = None
+        if api_port:
+            api = ApiSettings(kafka=kafka, mlflow=mlflow, port=api_port, open_mode=open_mode)
+        asyncio.run(_serve(settings, sink, run_demo, api))
     finally:
         if ui is not None:
             ui.terminate()
@@ -66,7 +83,7 @@ def up(
             subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False, env=_broker_env(port))
 
 
-async def _serve(settings: ConsumerSettings, sink: MlflowSink, run_demo: bool) -> None:
+async def _serve(settings: ConsumerSettings, sink: MlflowSink, run_demo: bool, api: ApiSettings | None) -> None:
     app = build_worker(settings, sink)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -74,6 +91,10 @@ async def _serve(settings: ConsumerSettings, sink: MlflowSink, run_demo: bool) -
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     logger.info("worker started: %s -> %s", settings.kafka.topic, settings.mlflow.tracking_uri)
+    gateway = build_server(api, embedded=True) if api is not None else None
+    serving = asyncio.create_task(gateway.serve()) if gateway is not None else None
+    if api is not None:
+        _announce_gateway(api)
     try:
         if run_demo:
             producer = ProducerSettings(kafka=settings.kafka, mlflow=settings.mlflow)
@@ -82,7 +103,25 @@ async def _serve(settings: ConsumerSettings, sink: MlflowSink, run_demo: bool) -
         logger.info("up; Ctrl-C stops the worker, the MLflow UI and a broker started here")
         await stop.wait()
     finally:
+        if gateway is not None and serving is not None:
+            gateway.should_exit = True
+            await serving
         await app.stop()
+
+
+def _announce_gateway(api: ApiSettings) -> None:
+    url = f"http://{api.host}:{api.port}"
+    logger.info("REST gateway on %s (OpenAPI docs: %s/docs)", url, url)
+    if api.open_mode:
+        banner = "=" * 78
+        logger.warning(
+            "\n%s\n OPEN MODE: the gateway at %s checks no API key; any caller acts for any"
+            " tenant.\n Local development only. `matih-ingest api` (without --open) is the secure"
+            " default.\n%s",
+            banner,
+            url,
+            banner,
+        )
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -1,0 +1,71 @@
+"""How MLflow's runs and experiments look through the gateway.
+
+Experiment ids: MLflow's own ids are per store and say nothing to a client, so
+an experiment's id is either the UUID the client named it by (the spec's clients
+hold experiment ids from elsewhere in MATIH) or, for an experiment named in
+words, a UUIDv5 of tenant and name. Both are stable across gateways and restarts
+and need no state.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from mlflow.entities import Run
+
+from ingest.api.responses import RunView
+from ingest.events import RunStatus
+from ingest.layout import DESCRIPTION_TAG, RUN_ID_TAG, USER_TAG
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:matih:experiment")
+_STATUS = {
+    "RUNNING": RunStatus.RUNNING,
+    "SCHEDULED": RunStatus.RUNNING,
+    "FINISHED": RunStatus.FINISHED,
+    "FAILED": RunStatus.FAILED,
+    "KILLED": RunStatus.KILLED,
+}
+MLFLOW_STATUS = {status: name for name, status in _STATUS.items() if name != "SCHEDULED"}
+"""The MLflow status of each of the spec's statuses."""
+_SYSTEM_TAG_PREFIXES = ("mlflow.", "matih.")
+
+
+def experiment_id_of(tenant_id: str, name: str) -> str:
+    """The id of a tenant's experiment: its name if that is a UUID, else a UUIDv5."""
+    try:
+        if str(uuid.UUID(name)) == name:
+            return name
+    except ValueError:
+        pass
+    return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/{name}"))
+
+
+def name_of_unknown_id(experiment_id: uuid.UUID) -> str:
+    """The name an experiment id the tenant has not used yet stands for: itself."""
+    return str(experiment_id)
+
+
+def run_view(run: Run, experiment_name: str, tenant_id: str) -> RunView:
+    """A run as the gateway answers it."""
+    info, data = run.info, run.data
+    end = info.end_time if info.status not in ("RUNNING", "SCHEDULED") else None
+    return RunView(
+        run_id=data.tags.get(RUN_ID_TAG, info.run_id),
+        experiment_id=experiment_id_of(tenant_id, experiment_name),
+        experiment_name=experiment_name,
+        name=info.run_name,
+        description=data.tags.get(DESCRIPTION_TAG),
+        user_id=data.tags.get(USER_TAG),
+        status=_STATUS.get(info.status, RunStatus.RUNNING),
+        start_time=info.start_time,
+        end_time=end,
+        duration_seconds=None if end is None else duration_seconds(info.start_time, end),
+        params=dict(data.params),
+        metrics=dict(data.metrics),
+        tags={k: v for k, v in data.tags.items() if not k.startswith(_SYSTEM_TAG_PREFIXES)},
+    )
+
+
+def duration_seconds(start_ms: int, end_ms: int) -> float:
+    """Seconds from start to end, to the millisecond; never negative."""
+    return max(end_ms - start_ms, 0) / 1000
