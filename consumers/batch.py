@@ -81,16 +81,15 @@ class RunWrites:
         elif isinstance(event, RunEnded):
             self.ended = self.ended or event
 
-    def chunks(self) -> list[tuple[list[MetricPoint], list[tuple[str, str]], list[tuple[str, str]]]]:
+    def chunks(
+        self,
+    ) -> list[tuple[list[MetricPoint], list[tuple[str, str]], list[tuple[str, str]]]]:
         """The writes in ``log_batch``-sized calls: at most 1000 metrics, 100 params and
         100 tags each, no param key twice in one call."""
         metrics = _split(self.metrics, MAX_METRICS_PER_BATCH)
         params = _split(list(self.params.items()), MAX_PARAMS_PER_BATCH)
         tags = _split(list(self.tags.items()), MAX_TAGS_PER_BATCH)
-        return [
-            (m or [], p or [], t or [])
-            for m, p, t in zip_longest(metrics, params, tags)
-        ]
+        return [(m or [], p or [], t or []) for m, p, t in zip_longest(metrics, params, tags)]
 
     def _add_params(self, event: ParamsLogged, source: RecordRef | None) -> None:
         for key, value in event.params.items():

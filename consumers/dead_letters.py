@@ -9,6 +9,7 @@ acknowledged, so nothing vanishes between the two topics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,14 @@ SOURCE_OFFSET_HEADER = "matih-dlq-source-offset"
 TENANT_HEADER = "matih-dlq-tenant"
 TIME_HEADER = "matih-dlq-time"
 DLQ_HEADERS = frozenset(
-    {ERROR_HEADER, SOURCE_TOPIC_HEADER, SOURCE_PARTITION_HEADER, SOURCE_OFFSET_HEADER, TENANT_HEADER, TIME_HEADER}
+    {
+        ERROR_HEADER,
+        SOURCE_TOPIC_HEADER,
+        SOURCE_PARTITION_HEADER,
+        SOURCE_OFFSET_HEADER,
+        TENANT_HEADER,
+        TIME_HEADER,
+    }
 )
 MAX_ERROR_BYTES = 4096
 
@@ -85,10 +93,8 @@ class DeadLetterQueue:
         producer, self._producer = self._producer, None
         if producer is None:
             return
-        try:
+        with contextlib.suppress(TimeoutError, KafkaError, OSError):  # nothing is pending
             await asyncio.wait_for(producer.stop(), self._timeout_s)
-        except (TimeoutError, KafkaError, OSError):
-            pass  # nothing is pending: every send was awaited
 
     async def send(self, record: Any, reason: str, tenant_id: str | None) -> None:
         """Publishes ``record`` as a dead letter and waits until Kafka acknowledged it.

@@ -77,7 +77,9 @@ class BatchHandler:
         added: list[Event] = []
         for source, record in by_source.items():
             try:
-                event = decode_record(record, self._settings.kafka.key_strategy, self._settings.max_record_bytes)
+                event = decode_record(
+                    record, self._settings.kafka.key_strategy, self._settings.max_record_bytes
+                )
             except InvalidEventError as exc:
                 rejections.append(Rejection(str(exc), None, source))
                 continue
@@ -101,7 +103,9 @@ class BatchHandler:
             elapsed = time.perf_counter() - started
             self._metrics.batch_written(added, undecodable, rejections, elapsed)
 
-    async def _dead_letter(self, rejections: list[Rejection], by_source: dict[RecordRef, Any]) -> None:
+    async def _dead_letter(
+        self, rejections: list[Rejection], by_source: dict[RecordRef, Any]
+    ) -> None:
         if self._dead_letters is None:
             return
         reasons: dict[RecordRef, list[str]] = {}
@@ -111,12 +115,16 @@ class BatchHandler:
                 continue
             reasons.setdefault(rejection.source, []).append(rejection.reason)
             tenants[rejection.source] = (
-                rejection.event.tenant_id if rejection.event is not None else _key_tenant(by_source[rejection.source])
+                rejection.event.tenant_id
+                if rejection.event is not None
+                else _key_tenant(by_source[rejection.source])
             )
         for source, why in reasons.items():
             await self._dead_letters.send(by_source[source], "; ".join(why), tenants[source])
 
-    async def _retry_later(self, message: AckableBatch, records: Sequence[Any], exc: IngestError) -> None:
+    async def _retry_later(
+        self, message: AckableBatch, records: Sequence[Any], exc: IngestError
+    ) -> None:
         partitions = _partitions(records)
         tries = max((self._failures.get(p, 0) for p in partitions), default=0) + 1
         for partition in partitions:
@@ -124,7 +132,9 @@ class BatchHandler:
         self._stats.retries += 1
         if self._metrics is not None:
             self._metrics.write_failed()
-        delay = min(self._settings.retry_backoff_s * 2 ** (tries - 1), self._settings.retry_backoff_max_s)
+        delay = min(
+            self._settings.retry_backoff_s * 2 ** (tries - 1), self._settings.retry_backoff_max_s
+        )
         logger.warning(
             "write failed (try %d), %s paused for %.1fs: %s",
             tries,

@@ -16,7 +16,9 @@ from ingest.settings import KeyStrategy
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
 
-def decode_record(record: Any, strategy: KeyStrategy, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Event:
+def decode_record(
+    record: Any, strategy: KeyStrategy, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Event:
     """The record's event.
 
     Raises:
@@ -26,7 +28,9 @@ def decode_record(record: Any, strategy: KeyStrategy, max_bytes: int = DEFAULT_M
     """
     size = len(record.value or b"")
     if size > max_bytes:
-        raise InvalidEventError(f"record is {size} bytes; at most {max_bytes} (MATIH_CONSUMER_MAX_RECORD_BYTES)")
+        raise InvalidEventError(
+            f"record is {size} bytes; at most {max_bytes} (MATIH_CONSUMER_MAX_RECORD_BYTES)"
+        )
     event = codec.decode(record.value)
     key = record.key.decode(errors="replace") if record.key else ""
     tenant = key.split("/", 1)[0] if strategy is KeyStrategy.RUN else key

@@ -123,7 +123,9 @@ class DeadLetterReader:
         return self._consumer
 
 
-async def redrive(kafka: KafkaSettings, tenant_id: str | None = None, dry_run: bool = False) -> list[DeadLetter]:
+async def redrive(
+    kafka: KafkaSettings, tenant_id: str | None = None, dry_run: bool = False
+) -> list[DeadLetter]:
     """Re-publishes the dead letters not re-driven yet; returns them.
 
     The re-drive group's offset moves past each letter once it was acknowledged. With
@@ -131,7 +133,9 @@ async def redrive(kafka: KafkaSettings, tenant_id: str | None = None, dry_run: b
     move (the others stay pending); re-driving one twice is harmless, as writes are
     idempotent.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
+    )
     await asyncio.wait_for(producer.start(), kafka.request_timeout_s)
     done: list[DeadLetter] = []
     try:
@@ -141,7 +145,10 @@ async def redrive(kafka: KafkaSettings, tenant_id: str | None = None, dry_run: b
                     done.append(letter)
                     continue
                 await producer.send_and_wait(
-                    letter.source_topic, value=letter.value, key=letter.key, headers=letter.original_headers
+                    letter.source_topic,
+                    value=letter.value,
+                    key=letter.key,
+                    headers=letter.original_headers,
                 )
                 done.append(letter)
                 if tenant_id is None:

@@ -24,7 +24,12 @@ class ConsumerSettings(BaseSettings):
     )
     max_record_bytes: int = Field(
         default=DEFAULT_MAX_RECORD_BYTES,
-        gt=0, description="Larger records are dead-lettered unread."
+        gt=0,
+        description="Larger records are dead-lettered unread.",
     )
-    retry_backoff_s: float = Field(default=0.5, gt=0, description="First wait after a failed write.")
-    retry_backoff_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries.")
+    retry_backoff_s: float = Field(
+        default=0.5, gt=0, description="First wait after a failed write."
+    )
+    retry_backoff_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between tries."
+    )

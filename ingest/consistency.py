@@ -47,7 +47,9 @@ class Position:
         return cls(topic, int(partition), int(rest))
 
 
-async def wait_committed(settings: KafkaSettings, positions: Iterable[Position], timeout: float) -> bool:
+async def wait_committed(
+    settings: KafkaSettings, positions: Iterable[Position], timeout: float
+) -> bool:
     """Waits until the worker group committed past every position; False on timeout.
 
     Raises:
@@ -63,7 +65,9 @@ async def wait_committed(settings: KafkaSettings, positions: Iterable[Position],
                 admin.list_consumer_group_offsets(settings.consumer_group, partitions=list(wanted)),
                 settings.request_timeout_s,
             )
-            if all(tp in committed and committed[tp].offset > offset for tp, offset in wanted.items()):
+            if all(
+                tp in committed and committed[tp].offset > offset for tp, offset in wanted.items()
+            ):
                 return True
             if time.monotonic() >= deadline:
                 return False

@@ -27,6 +27,7 @@ from ingest.validation import (
     check_text,
 )
 
+
 class EventKind(StrEnum):
     """What an event records."""
 
@@ -57,7 +58,9 @@ def _check_run_id(value: str) -> str:
 
 def _check_end_status(value: RunStatus) -> RunStatus:
     if value not in TERMINAL_STATUSES:
-        raise ValueError(f"status {value.value!r} does not end a run; use finished, failed or killed")
+        raise ValueError(
+            f"status {value.value!r} does not end a run; use finished, failed or killed"
+        )
     return value
 
 
@@ -152,8 +155,12 @@ class RunCreated(EventEnvelope):
         examples=["XGBoost with learning rate 0.01 and max depth 6"],
     )
     tags: Tags = Field(default_factory=dict)
-    user_id: str | None = Field(default=None, max_length=MAX_NAME_LENGTH, examples=["alice@acme.com"])
-    start_time: int = Field(ge=0, description="Start time, Unix milliseconds.", examples=[1707723600000])
+    user_id: str | None = Field(
+        default=None, max_length=MAX_NAME_LENGTH, examples=["alice@acme.com"]
+    )
+    start_time: int = Field(
+        ge=0, description="Start time, Unix milliseconds.", examples=[1707723600000]
+    )
 
 
 class MetricPoint(_Model):
@@ -162,7 +169,9 @@ class MetricPoint(_Model):
     key: Key = Field(examples=["val_loss"])
     value: float = Field(examples=[0.389])
     step: int = Field(default=0, ge=-(2**63), le=2**63 - 1, examples=[15])
-    timestamp: int = Field(ge=0, description="Unix milliseconds, from the client.", examples=[1707723600000])
+    timestamp: int = Field(
+        ge=0, description="Unix milliseconds, from the client.", examples=[1707723600000]
+    )
 
 
 class MetricsLogged(EventEnvelope):
@@ -191,7 +200,9 @@ class RunEnded(EventEnvelope):
 
     kind: Literal[EventKind.RUN_ENDED] = EventKind.RUN_ENDED
     status: Annotated[RunStatus, AfterValidator(_check_end_status)] = Field(examples=["finished"])
-    end_time: int = Field(ge=0, description="End time, Unix milliseconds.", examples=[1707723942500])
+    end_time: int = Field(
+        ge=0, description="End time, Unix milliseconds.", examples=[1707723942500]
+    )
 
 
 Event = Annotated[

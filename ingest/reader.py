@@ -101,4 +101,3 @@ class RunReader:
             MetricHistoryPoint(key=m.key, value=m.value, timestamp=m.timestamp, step=m.step)
             for m in points
         ]
-

@@ -7,6 +7,7 @@ auto-creates would give them one partition and serialize every tenant.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -101,15 +102,16 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             if name not in existing
         ]
         if wanted:
-            try:
+            # Another process may create them between our look and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await asyncio.wait_for(admin.create_topics(wanted), timeout)
-            except TopicAlreadyExistsError:
-                pass  # created by another process between our look and our create
             logger.info("created topics %s", ", ".join(t.name for t in wanted))
 
 
 async def topic_partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
     """The partitions of ``topic``, in order; empty if it does not exist."""
     async with admin_client(settings) as admin:
-        (described,) = await asyncio.wait_for(admin.describe_topics([topic]), settings.request_timeout_s)
+        (described,) = await asyncio.wait_for(
+            admin.describe_topics([topic]), settings.request_timeout_s
+        )
     return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])

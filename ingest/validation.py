@@ -37,7 +37,9 @@ def check_key(key: object, what: str = "key") -> str:
     if not key:
         raise ValueError(f"{what} must not be empty")
     if len(key) > MAX_KEY_LENGTH:
-        raise ValueError(f"{what} {key[:40]!r}... is {len(key)} characters; at most {MAX_KEY_LENGTH}")
+        raise ValueError(
+            f"{what} {key[:40]!r}... is {len(key)} characters; at most {MAX_KEY_LENGTH}"
+        )
     if _KEY_CHARACTERS.match(key) is None:
         raise ValueError(
             f"{what} {key!r} may only contain alphanumerics, underscores, dashes, periods,"
@@ -57,7 +59,7 @@ def check_metric_value(value: object, what: str = "value") -> float:
 
     NaN and infinities are numbers to MLflow and are kept.
     """
-    if isinstance(value, bool) or isinstance(value, str | bytes):
+    if isinstance(value, bool | str | bytes):
         raise ValueError(f"{what} must be a number, got {type(value).__name__} {value!r}")
     try:
         return float(value)  # type: ignore[arg-type]
@@ -103,4 +105,3 @@ def check_tenant_id(value: object) -> str:
             " starting with a letter or digit"
         )
     return value
-

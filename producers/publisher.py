@@ -121,7 +121,9 @@ class EventPublisher:
             self.stats.failed += 1
             if self._metrics is not None:
                 self._metrics.send_failed(event.kind, type(exc).__name__)
-            raise PublishError(f"could not queue {event.kind} for run {event.run_id}: {exc!r}") from exc
+            raise PublishError(
+                f"could not queue {event.kind} for run {event.run_id}: {exc!r}"
+            ) from exc
         self.stats.in_flight += 1
         self._pending.add(future)
         future.add_done_callback(functools.partial(self._settle, event.kind))

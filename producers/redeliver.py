@@ -102,6 +102,4 @@ async def deliver_spool(
         await publisher.abort(1.0)
         left = spool.events
         spool.close()
-    return SpoolDelivery(
-        directory, delivered, points, left, rejected, time.monotonic() - started
-    )
+    return SpoolDelivery(directory, delivered, points, left, rejected, time.monotonic() - started)

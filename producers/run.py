@@ -115,7 +115,11 @@ class ActiveRun:
             step = metrics.step if step is None else step
             metrics = metrics.metrics
         self._check_running()
-        ts = time.time_ns() // 1_000_000 if timestamp is None else _checked(check_timestamp_ms, timestamp)
+        ts = (
+            time.time_ns() // 1_000_000
+            if timestamp is None
+            else _checked(check_timestamp_ms, timestamp)
+        )
         if step is None:
             step = 0
         elif type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
@@ -123,11 +127,14 @@ class ActiveRun:
         known = self._known_keys
         points = []
         try:
-            for key, value in metrics.items():
+            for key, given in metrics.items():
                 if key not in known:
                     known.add(check_key(key, "metric key"))
-                if type(value) is not float:
-                    value = check_metric_value(value, f"metric {key!r} value")
+                value = (
+                    given
+                    if type(given) is float
+                    else check_metric_value(given, f"metric {key!r} value")
+                )
                 points.append((key, value))
         except AttributeError:
             raise InvalidEventError(
@@ -185,7 +192,9 @@ class ActiveRun:
             InvalidEventError: any entry breaks a rule; nothing of the call is logged then.
         """
         self._check_running()
-        param_values = _string_values(_as_mapping(params, "params"), "param", MAX_PARAM_VALUE_LENGTH)
+        param_values = _string_values(
+            _as_mapping(params, "params"), "param", MAX_PARAM_VALUE_LENGTH
+        )
         tag_values = _string_values(_as_mapping(tags, "tags"), "tag", MAX_TAG_VALUE_LENGTH)
         calls: list[tuple[int, int, list[tuple[str, float]]]] = []
         now = time.time_ns() // 1_000_000
@@ -199,7 +208,9 @@ class ActiveRun:
             except KeyError as exc:
                 raise InvalidEventError(f"{where} needs a {exc.args[0]!r}") from None
             except (TypeError, AttributeError):
-                raise InvalidEventError(f"{where} must be a mapping with key, value, step") from None
+                raise InvalidEventError(
+                    f"{where} must be a mapping with key, value, step"
+                ) from None
             except ValueError as exc:
                 raise InvalidEventError(str(exc)) from None
             calls.append((step, ts, [(key, value)]))
@@ -250,7 +261,9 @@ class ActiveRun:
 
     def _check_running(self) -> None:
         if self._status is not RunStatus.RUNNING:
-            raise RunStateError(f"run {self.run_id} has ended ({self._status.value}); start a new run")
+            raise RunStateError(
+                f"run {self.run_id} has ended ({self._status.value}); start a new run"
+            )
 
     def _envelope(self) -> dict[str, str]:
         identity = self._identity
@@ -274,7 +287,9 @@ def _checked(check: Any, value: object) -> Any:
         raise InvalidEventError(str(exc)) from None
 
 
-def _as_mapping(entries: Sequence[Mapping[str, Any]] | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+def _as_mapping(
+    entries: Sequence[Mapping[str, Any]] | Mapping[str, Any], what: str
+) -> Mapping[str, Any]:
     if isinstance(entries, Mapping):
         return entries
     values: dict[str, Any] = {}
@@ -282,16 +297,22 @@ def _as_mapping(entries: Sequence[Mapping[str, Any]] | Mapping[str, Any], what: 
         try:
             key, value = entry["key"], entry["value"]
         except (KeyError, TypeError):
-            raise InvalidEventError(f"{what}[{index}] must be a mapping with 'key' and 'value'") from None
+            raise InvalidEventError(
+                f"{what}[{index}] must be a mapping with 'key' and 'value'"
+            ) from None
         if key in values and str(values[key]) != str(value):
-            raise InvalidEventError(f"{what}[{index}]: key {key!r} appears twice with different values")
+            raise InvalidEventError(
+                f"{what}[{index}]: key {key!r} appears twice with different values"
+            )
         values[key] = value
     return values
 
 
 def _string_values(values: Mapping[str, Any], what: str, limit: int) -> dict[str, str]:
     if not isinstance(values, Mapping):
-        raise InvalidEventError(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
+        raise InvalidEventError(
+            f"{what}s must be a mapping of key to value, got {type(values).__name__}"
+        )
     result = {}
     for key, value in values.items():
         text = str(value)

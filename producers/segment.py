@@ -110,8 +110,7 @@ class Segment:
         """Every record of the segment, in order."""
         data = self.path.read_bytes()
         return [
-            SpoolEntry(data[end - length : end], points)
-            for points, length, end in _scan(data)
+            SpoolEntry(data[end - length : end], points) for points, length, end in _scan(data)
         ][: self.count]
 
     def rewrite(self, keep: list[SpoolEntry], fsync: bool) -> None:

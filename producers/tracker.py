@@ -1,8 +1,8 @@
 """``ExperimentTracker``: the SDK's entry point, as the spec writes it.
 
     tracker = ExperimentTracker()
-    with tracker.start_run(experiment_name="fraud-detection-v3",
-                           run_config=RunConfig(run_name="xgboost-baseline", tenant_id="acme-corp")) as run:
+    config = RunConfig(run_name="xgboost-baseline", tenant_id="acme-corp")
+    with tracker.start_run(experiment_name="fraud-detection-v3", run_config=config) as run:
         run.log_metrics({"train_loss": 0.3}, step=epoch)
 
 One tracker holds one background sender for all its runs. Runs never wait on

@@ -17,7 +17,8 @@ import asyncio
 import logging
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunStatus as MlflowRunStatus, RunTag
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import RunStatus as MlflowRunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     BAD_REQUEST,
@@ -102,7 +103,7 @@ class MlflowSink(BaseSink):
                     Rejection(f"MLflow rejected the run: {exc.message}", event, source)
                     for event, source in writes.events
                 )
-            except Exception as exc:  # noqa: BLE001 - driver errors (sqlalchemy, requests) differ per store
+            except Exception as exc:
                 raise SinkUnavailableError(f"the MLflow store failed: {exc!r}") from exc
         return rejections
 

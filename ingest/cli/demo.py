@@ -50,9 +50,13 @@ def simulate_training(settings: ProducerSettings, tenant: str, epochs: int) -> s
         started = time.perf_counter()
         with tracker.start_run(
             experiment_name="fraud-detection-v3",
-            run_config=RunConfig(run_name="xgboost-baseline", tenant_id=tenant, user_id="alice@acme.com"),
+            run_config=RunConfig(
+                run_name="xgboost-baseline", tenant_id=tenant, user_id="alice@acme.com"
+            ),
         ) as run:
-            run.log_params({"learning_rate": 0.01, "max_depth": 6, "n_estimators": 200, "subsample": 0.8})
+            run.log_params(
+                {"learning_rate": 0.01, "max_depth": 6, "n_estimators": 200, "subsample": 0.8}
+            )
             run.set_tags({"model_type": "xgboost", "dataset_version": "v2.1"})
             for epoch in range(epochs):
                 decay = math.exp(-epoch / 30)
@@ -66,8 +70,8 @@ def simulate_training(settings: ProducerSettings, tenant: str, epochs: int) -> s
                 )
         elapsed = time.perf_counter() - started
         console.print(
-            f"logged run [bold]{run.run_id}[/] ({epochs} steps x 3 metrics) in {elapsed * 1000:.0f} ms,"
-            " acknowledged by Kafka; waiting for the workers to write it"
+            f"logged run [bold]{run.run_id}[/] ({epochs} steps x 3 metrics) in"
+            f" {elapsed * 1000:.0f} ms, acknowledged by Kafka; waiting for the workers to write it"
         )
         tracker.get_metric_history(run_id=run.run_id, key="val_loss")  # waits for the workers
     return run.run_id
@@ -78,8 +82,10 @@ def show_run(settings: ProducerSettings, tenant: str, run_id: str) -> None:
     reader = RunReader(settings.mlflow.tracking_uri)
     run = reader.find_run(tenant, run_id)
     if run is None:
-        console.print(f"[red]run {run_id} is not in MLflow at {settings.mlflow.tracking_uri} yet;[/]"
-                      " is a worker running (matih-ingest worker)?")
+        console.print(
+            f"[red]run {run_id} is not in MLflow at {settings.mlflow.tracking_uri} yet;[/]"
+            " is a worker running (matih-ingest worker)?"
+        )
         raise typer.Exit(1)
     experiment = MlflowClient(settings.mlflow.tracking_uri).get_experiment(run.info.experiment_id)
     console.print(
@@ -92,7 +98,9 @@ def show_run(settings: ProducerSettings, tenant: str, run_id: str) -> None:
         params.add_row(key, value)
     console.print(params)
     history = reader.get_metric_history(tenant, run_id, "val_loss")
-    table = Table("step", "val_loss", "timestamp", title=f"val_loss history ({len(history)} points)")
+    table = Table(
+        "step", "val_loss", "timestamp", title=f"val_loss history ({len(history)} points)"
+    )
     shown = history if len(history) <= 10 else history[:5] + history[-5:]
     for point in shown:
         table.add_row(str(point["step"]), f"{point['value']:.4f}", str(point["timestamp"]))

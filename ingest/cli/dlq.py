@@ -14,10 +14,14 @@ from consumers.redrive import DeadLetter, DeadLetterReader, redrive, redrive_gro
 from ingest.cli.options import BootstrapOption, GroupOption, TopicOption, kafka_settings
 from ingest.settings import KafkaSettings
 
-app = typer.Typer(help="Dead letters: events that could not be written, with the reason.", no_args_is_help=True)
+app = typer.Typer(
+    help="Dead letters: events that could not be written, with the reason.", no_args_is_help=True
+)
 console = Console()
 
-TenantOption = Annotated[str | None, typer.Option("--tenant", help="Only this tenant's dead letters.")]
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant", help="Only this tenant's dead letters.")
+]
 
 
 async def _collect(kafka: KafkaSettings, tenant: str | None) -> list[DeadLetter]:
@@ -35,10 +39,23 @@ def list_(
     """List dead letters: where they sit, when, whose, from where, and why."""
     kafka = kafka_settings(bootstrap_servers, topic, None)
     letters = asyncio.run(_collect(kafka, tenant))
-    table = Table("partition", "offset", "time", "tenant", "source", "error", title=f"{len(letters)} dead letters")
+    table = Table(
+        "partition",
+        "offset",
+        "time",
+        "tenant",
+        "source",
+        "error",
+        title=f"{len(letters)} dead letters",
+    )
     for letter in letters[-limit:]:
         table.add_row(
-            str(letter.partition), str(letter.offset), letter.time[:19], letter.tenant_id, letter.source, letter.error[:120]
+            str(letter.partition),
+            str(letter.offset),
+            letter.time[:19],
+            letter.tenant_id,
+            letter.source,
+            letter.error[:120],
         )
     console.print(table)
 
@@ -52,13 +69,20 @@ def show(
 ) -> None:
     """Show one dead letter in full: its headers and its value."""
     kafka = kafka_settings(bootstrap_servers, topic, None)
-    found = [x for x in asyncio.run(_collect(kafka, None)) if (x.partition, x.offset) == (partition, offset)]
+    found = [
+        x
+        for x in asyncio.run(_collect(kafka, None))
+        if (x.partition, x.offset) == (partition, offset)
+    ]
     if not found:
         console.print(f"[red]no dead letter at partition {partition}, offset {offset}[/]")
         raise typer.Exit(1)
     letter = found[0]
     console.print(f"[bold]error[/]  {letter.error}")
-    console.print(f"[bold]source[/] {letter.source}   [bold]tenant[/] {letter.tenant_id}   [bold]time[/] {letter.time}")
+    console.print(
+        f"[bold]source[/] {letter.source}   [bold]tenant[/] {letter.tenant_id}"
+        f"   [bold]time[/] {letter.time}"
+    )
     console.print(f"[bold]key[/]    {letter.key!r}")
     for key, value in letter.original_headers:
         console.print(f"[bold]header[/] {key}: {value.decode(errors='replace')}")
@@ -74,7 +98,9 @@ def redrive_(
     topic: TopicOption = None,
     group: GroupOption = None,
     tenant: TenantOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be re-driven.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be re-driven.")
+    ] = False,
 ) -> None:
     """Re-publish dead letters to the topic they came from, each once.
 
@@ -84,4 +110,6 @@ def redrive_(
     kafka = kafka_settings(bootstrap_servers, topic, group)
     letters = asyncio.run(redrive(kafka, tenant_id=tenant, dry_run=dry_run))
     verb = "would re-drive" if dry_run else "re-drove"
-    console.print(f"{verb} {len(letters)} dead letters (progress kept in group {redrive_group(kafka)})")
+    console.print(
+        f"{verb} {len(letters)} dead letters (progress kept in group {redrive_group(kafka)})"
+    )

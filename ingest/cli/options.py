@@ -11,13 +11,17 @@ from ingest.settings import KafkaSettings, MlflowSettings
 
 BootstrapOption = Annotated[
     str | None,
-    typer.Option("--bootstrap-servers", "-b", help="Kafka host:port; MATIH_KAFKA_BOOTSTRAP_SERVERS."),
+    typer.Option(
+        "--bootstrap-servers", "-b", help="Kafka host:port; MATIH_KAFKA_BOOTSTRAP_SERVERS."
+    ),
 ]
 TrackingUriOption = Annotated[
     str | None,
     typer.Option("--tracking-uri", help="MLflow store or server; MATIH_MLFLOW_TRACKING_URI."),
 ]
-TopicOption = Annotated[str | None, typer.Option("--topic", help="Events topic; MATIH_KAFKA_TOPIC.")]
+TopicOption = Annotated[
+    str | None, typer.Option("--topic", help="Events topic; MATIH_KAFKA_TOPIC.")
+]
 GroupOption = Annotated[
     str | None, typer.Option("--group", help="Worker consumer group; MATIH_KAFKA_CONSUMER_GROUP.")
 ]

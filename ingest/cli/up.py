@@ -43,15 +43,16 @@ def up(
     bootstrap_servers: BootstrapOption = None,
     tracking_uri: TrackingUriOption = None,
     ui_port: Annotated[int, typer.Option(help="Port of the MLflow UI; 0 for none.")] = 5000,
-    run_demo: Annotated[bool, typer.Option("--demo", help="Run the demo once the stack is up.")] = False,
+    run_demo: Annotated[
+        bool, typer.Option("--demo", help="Run the demo once the stack is up.")
+    ] = False,
     *,
     api_port: Annotated[int, typer.Option(help="Port of the REST gateway; 0 for none.")] = 8000,
     open_mode: Annotated[
         bool,
         typer.Option(
             "--open/--no-open",
-            help="Gateway without API keys (local development);"
-            " --no-open uses MATIH_API_API_KEYS.",
+            help="Gateway without API keys (local development); --no-open uses MATIH_API_API_KEYS.",
         ),
     ] = True,
     verbose: VerboseOption = False,
@@ -83,7 +84,9 @@ def up(
             subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False, env=_broker_env(port))
 
 
-async def _serve(settings: ConsumerSettings, sink: MlflowSink, run_demo: bool, api: ApiSettings | None) -> None:
+async def _serve(
+    settings: ConsumerSettings, sink: MlflowSink, run_demo: bool, api: ApiSettings | None
+) -> None:
     app = build_worker(settings, sink)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -125,7 +128,10 @@ def _announce_gateway(api: ApiSettings) -> None:
 
 
 def _reachable(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host or "127.0.0.1", port), timeout=1):
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection((host or "127.0.0.1", port), timeout=1),
+    ):
         return True
     return False
 
@@ -136,7 +142,11 @@ def _broker_env(port: str) -> dict[str, str]:
 
 def _start_local_broker(host: str, port: str) -> None:
     if host not in ("127.0.0.1", "localhost", "") or not KAFKA_SCRIPT.exists():
-        typer.echo(f"no Kafka broker answers at {host}:{port}; start one or set MATIH_KAFKA_BOOTSTRAP_SERVERS", err=True)
+        typer.echo(
+            f"no Kafka broker answers at {host}:{port};"
+            " start one or set MATIH_KAFKA_BOOTSTRAP_SERVERS",
+            err=True,
+        )
         raise typer.Exit(1)
     logger.info("no broker at %s:%s: starting the local one (deploy/kafka)", host, port)
     subprocess.run([str(KAFKA_SCRIPT), "start"], check=True, env=_broker_env(port))
@@ -145,7 +155,19 @@ def _start_local_broker(host: str, port: str) -> None:
 def _start_ui(tracking_uri: str, port: int) -> subprocess.Popen[bytes]:
     logger.info("MLflow UI on http://127.0.0.1:%d (store %s)", port, tracking_uri)
     return subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            tracking_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
         stdout=subprocess.DEVNULL,
     )

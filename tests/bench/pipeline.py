@@ -31,6 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
+import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
@@ -50,7 +51,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def ensure_broker(bootstrap: str) -> None:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=1).close()
     except OSError:
@@ -60,7 +61,8 @@ def ensure_broker(bootstrap: str) -> None:
 
 def fresh_store(folder: Path, name: str) -> MlflowSettings:
     return MlflowSettings(
-        tracking_uri=f"sqlite:///{folder / name}.db", artifact_root=str(folder / f"{name}-artifacts")
+        tracking_uri=f"sqlite:///{folder / name}.db",
+        artifact_root=str(folder / f"{name}-artifacts"),
     )
 
 
@@ -74,21 +76,25 @@ def sdk_call_cost(kafka: KafkaSettings, store: MlflowSettings, steps: int) -> di
     """Per-call cost of log_metrics with 4 metrics, sender running, no worker needed."""
     settings = ProducerSettings(kafka=kafka, mlflow=store)
     samples = []
-    with ExperimentTracker(settings) as tracker:
-        with tracker.start_run(experiment_name="bench", run_config=RunConfig(tenant_id="bench")) as run:
-            clock = time.perf_counter_ns
-            for step in range(steps):
-                values = {KEYS[0]: 1.0 / (step + 1), KEYS[1]: 0.5, KEYS[2]: 0.9, KEYS[3]: 0.8}
-                began = clock()
-                run.log_metrics(values, step=step)
-                samples.append((clock() - began) / 1000)
-    return {"median_us": statistics.median(samples), "p99_us": percentile(samples, 0.99), "calls": steps}
+    with (
+        ExperimentTracker(settings) as tracker,
+        tracker.start_run(experiment_name="bench", run_config=RunConfig(tenant_id="bench")) as run,
+    ):
+        clock = time.perf_counter_ns
+        for step in range(steps):
+            values = {KEYS[0]: 1.0 / (step + 1), KEYS[1]: 0.5, KEYS[2]: 0.9, KEYS[3]: 0.8}
+            began = clock()
+            run.log_metrics(values, step=step)
+            samples.append((clock() - began) / 1000)
+    return {
+        "median_us": statistics.median(samples),
+        "p99_us": percentile(samples, 0.99),
+        "calls": steps,
+    }
 
 
 def mlflow_call_cost(store: MlflowSettings, steps: int) -> dict[str, float]:
     """MLflow's own log_metrics of the same 4 metrics, one call per step, into sqlite."""
-    import mlflow
-
     mlflow.set_tracking_uri(store.tracking_uri)
     mlflow.set_experiment("bench-fluent")
     samples = []
@@ -98,7 +104,11 @@ def mlflow_call_cost(store: MlflowSettings, steps: int) -> dict[str, float]:
             began = time.perf_counter_ns()
             mlflow.log_metrics(values, step=step)
             samples.append((time.perf_counter_ns() - began) / 1000)
-    return {"median_us": statistics.median(samples), "p99_us": percentile(samples, 0.99), "calls": steps}
+    return {
+        "median_us": statistics.median(samples),
+        "p99_us": percentile(samples, 0.99),
+        "calls": steps,
+    }
 
 
 def end_to_end(kafka: KafkaSettings, store: MlflowSettings, points: int) -> dict[str, float]:
@@ -107,16 +117,18 @@ def end_to_end(kafka: KafkaSettings, store: MlflowSettings, points: int) -> dict
     settings = ProducerSettings(kafka=kafka, mlflow=store)
     with ExperimentTracker(settings) as tracker:
         began = time.perf_counter()
-        with tracker.start_run(experiment_name="e2e", run_config=RunConfig(tenant_id="bench")) as run:
+        with tracker.start_run(
+            experiment_name="e2e", run_config=RunConfig(tenant_id="bench")
+        ) as run:
             for step in range(points // len(KEYS)):
-                run.log_metrics({key: step * 0.001 for key in KEYS}, step=step)
+                run.log_metrics(dict.fromkeys(KEYS, step * 0.001), step=step)
         produced = time.perf_counter() - began
-        position = tracker._sender.positions[("bench", run.run_id)]  # noqa: SLF001 - bench only
+        position = tracker._sender.positions[("bench", run.run_id)]
         worker = WorkerThread(ConsumerSettings(kafka=kafka, mlflow=store), WorkerStats())
         began = time.perf_counter()
         worker.start()
         try:
-            caught_up = tracker._sender.call(wait_committed(kafka, [position], 900), 920)  # noqa: SLF001
+            caught_up = tracker._sender.call(wait_committed(kafka, [position], 900), 920)
             elapsed = time.perf_counter() - began
         finally:
             worker.stop()
@@ -137,7 +149,9 @@ def mlflow_log_metric(store: MlflowSettings, points: int) -> dict[str, float]:
     client, run_id = mlflow_run(store)
     began = time.perf_counter()
     for i in range(points):
-        client.log_metric(run_id, KEYS[i % 4], i * 0.001, timestamp=1_700_000_000_000 + i, step=i // 4)
+        client.log_metric(
+            run_id, KEYS[i % 4], i * 0.001, timestamp=1_700_000_000_000 + i, step=i // 4
+        )
     elapsed = time.perf_counter() - began
     return {"points": points, "seconds": elapsed, "points_per_s": points / elapsed}
 
@@ -153,9 +167,13 @@ def mlflow_log_batch(store: MlflowSettings, points: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=100_000, help="SDK calls to time")
-    parser.add_argument("--points", type=int, default=200_000, help="points for the throughput runs")
+    parser.add_argument(
+        "--points", type=int, default=200_000, help="points for the throughput runs"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     bootstrap = os.environ.get("MATIH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -166,7 +184,9 @@ def main() -> None:
 
         def kafka(suffix: str) -> KafkaSettings:
             return KafkaSettings(
-                bootstrap_servers=bootstrap, topic=f"{name}-{suffix}", consumer_group=f"{name}-{suffix}"
+                bootstrap_servers=bootstrap,
+                topic=f"{name}-{suffix}",
+                consumer_group=f"{name}-{suffix}",
             )
 
         call = sdk_call_cost(kafka("calls"), fresh_store(root, "calls"), args.steps)

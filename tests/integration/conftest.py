@@ -45,7 +45,7 @@ def kafka_bootstrap() -> Iterator[str]:
         finally:
             subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False, env=env)
         return
-    from testcontainers.kafka import KafkaContainer  # only where a Docker engine runs
+    from testcontainers.kafka import KafkaContainer  # noqa: PLC0415 - needs Docker, used only then
 
     with KafkaContainer() as container:
         yield container.get_bootstrap_server()
@@ -64,12 +64,15 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 def mlflow_settings(tmp_path: Path) -> MlflowSettings:
     """A fresh sqlite MLflow store."""
     return MlflowSettings(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "artifacts")
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_root=str(tmp_path / "artifacts"),
     )
 
 
 @pytest.fixture
-def consumer_settings(kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings) -> ConsumerSettings:
+def consumer_settings(
+    kafka_settings: KafkaSettings, mlflow_settings: MlflowSettings
+) -> ConsumerSettings:
     return ConsumerSettings(kafka=kafka_settings, mlflow=mlflow_settings, batch_timeout_ms=100)
 
 

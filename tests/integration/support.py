@@ -25,7 +25,6 @@ from ingest.settings import KafkaSettings
 from ingest.topics import admin_client, topic_partitions
 from producers import EventPublisher, ProducerSettings
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -63,7 +62,8 @@ def snapshot(tracking_uri: str, tenant_id: str) -> dict[str, Any]:
     for run in client.search_runs(experiment_ids, max_results=10_000):
         history = {
             key: sorted(
-                (m.step, m.timestamp, m.value) for m in client.get_metric_history(run.info.run_id, key)
+                (m.step, m.timestamp, m.value)
+                for m in client.get_metric_history(run.info.run_id, key)
             )
             for key in run.data.metrics
         }
@@ -82,7 +82,8 @@ def snapshot(tracking_uri: str, tenant_id: str) -> dict[str, Any]:
 async def publish(
     settings: ProducerSettings, events: list[EventEnvelope], raw: Sequence[tuple[bytes, bytes]] = ()
 ) -> list[Position]:
-    """Publishes ``events`` (and raw ``(key, value)`` records) in order; returns where each landed."""
+    """Publishes ``events`` (and raw ``(key, value)`` records) in order; returns where
+    each landed."""
     publisher = EventPublisher(settings)
     await publisher.start()
     try:
@@ -95,7 +96,9 @@ async def publish(
             await producer.start()
             try:
                 for key, value in raw:
-                    metadata = await producer.send_and_wait(settings.kafka.topic, value=value, key=key)
+                    metadata = await producer.send_and_wait(
+                        settings.kafka.topic, value=value, key=key
+                    )
                     positions.append(Position(metadata.topic, metadata.partition, metadata.offset))
             finally:
                 await producer.stop()
@@ -164,8 +167,12 @@ async def group_lag(kafka: KafkaSettings) -> int:
     finally:
         await consumer.stop()
     async with admin_client(kafka) as admin:
-        committed = await admin.list_consumer_group_offsets(kafka.consumer_group, partitions=partitions)
-    return sum(end - max(committed[p].offset, 0) if p in committed else end for p, end in ends.items())
+        committed = await admin.list_consumer_group_offsets(
+            kafka.consumer_group, partitions=partitions
+        )
+    return sum(
+        end - max(committed[p].offset, 0) if p in committed else end for p, end in ends.items()
+    )
 
 
 def metric_rows(tracking_uri: str, tenant_id: str, run_id: str, key: str) -> int:

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from typer.testing import CliRunner
 
-from consumers import ConsumerSettings, WorkerStats
-from ingest.events import MetricPoint, MetricsLogged, ParamsLogged
+from consumers import ConsumerSettings
+from consumers.redrive import redrive
+from ingest.cli.main import app
+from ingest.events import MetricPoint, MetricsLogged, ParamsLogged, RunCreated
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings
 from ingest.topics import dead_letter_topic
@@ -24,7 +27,9 @@ TENANT = "acme-corp"
 
 async def read_dead_letters(kafka: KafkaSettings, count: int, timeout: float = 30) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        dead_letter_topic(kafka), bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest"
+        dead_letter_topic(kafka),
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     records: list[Any] = []
@@ -42,7 +47,10 @@ async def read_dead_letters(kafka: KafkaSettings, count: int, timeout: float = 3
 def consumer_settings(kafka_settings: KafkaSettings, mlflow_settings: Any) -> ConsumerSettings:
     """A worker that takes records of at most 64 KiB."""
     return ConsumerSettings(
-        kafka=kafka_settings, mlflow=mlflow_settings, batch_timeout_ms=100, max_record_bytes=64 * 1024
+        kafka=kafka_settings,
+        mlflow=mlflow_settings,
+        batch_timeout_ms=100,
+        max_record_bytes=64 * 1024,
     )
 
 
@@ -68,7 +76,9 @@ async def test_garbage_on_the_topic_is_dead_lettered_with_its_reason(
         (b"globex", foreign),
     ]
     await publish_and_wait_written(producer_settings, good, raw)
-    later = [MetricsLogged(**base, metrics=(MetricPoint(key="loss", value=0.25, step=1, timestamp=2),))]
+    later = [
+        MetricsLogged(**base, metrics=(MetricPoint(key="loss", value=0.25, step=1, timestamp=2),))
+    ]
     await publish_and_wait_written(producer_settings, later)
 
     run = snapshot(worker.settings.mlflow.tracking_uri, TENANT)[run_id]
@@ -87,7 +97,9 @@ async def test_garbage_on_the_topic_is_dead_lettered_with_its_reason(
     assert "record key tenant 'globex' differs from the event's tenant_id 'acme-corp'" in reasons[4]
     assert [r.value for r in letters] == [value for _, value in raw]
     assert [r.key for r in letters] == [key for key, _ in raw]
-    assert {h["matih-dlq-source-topic"].decode() for h in headers} == {producer_settings.kafka.topic}
+    assert {h["matih-dlq-source-topic"].decode() for h in headers} == {
+        producer_settings.kafka.topic
+    }
     assert [h["matih-dlq-tenant"].decode() for h in headers] == [TENANT] * 4 + ["globex"]
     assert all(h["matih-dlq-time"].decode().startswith("20") for h in headers)
     assert worker.stats.rejected == 5
@@ -114,17 +126,15 @@ async def test_dead_letters_are_listed_shown_and_redriven_once_after_the_fix(
     """Params for a run nobody created yet are dead-lettered (no experiment to put them
     in); once the run exists, ``dlq redrive`` delivers them, and a second redrive
     re-publishes nothing."""
-    from typer.testing import CliRunner
-
-    from consumers.redrive import redrive
-    from ingest.cli.main import app
-    from ingest.events import RunCreated
 
     run_id = new_run_id()
     orphan = ParamsLogged(tenant_id=TENANT, run_id=run_id, params={"lr": "0.01"})
     await publish_and_wait_written(producer_settings, [orphan])
     (letter,) = await read_dead_letters(producer_settings.kafka, 1)
-    assert "does not exist and no event names its experiment" in dict(letter.headers)["matih-dlq-error"].decode()
+    assert (
+        "does not exist and no event names its experiment"
+        in dict(letter.headers)["matih-dlq-error"].decode()
+    )
 
     kafka = producer_settings.kafka
     options = ["--bootstrap-servers", kafka.bootstrap_servers, "--topic", kafka.topic]
@@ -133,7 +143,9 @@ async def test_dead_letters_are_listed_shown_and_redriven_once_after_the_fix(
     assert "1 dead letters" in listed.output
     assert TENANT in listed.output
     shown = await asyncio.to_thread(
-        CliRunner().invoke, app, ["dlq", "show", str(letter.partition), str(letter.offset), *options]
+        CliRunner().invoke,
+        app,
+        ["dlq", "show", str(letter.partition), str(letter.offset), *options],
     )
     assert shown.exit_code == 0, shown.output
     assert str(orphan.event_id) in shown.output

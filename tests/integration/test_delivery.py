@@ -30,7 +30,10 @@ TENANT = "acme-corp"
 def run_events(run_id: str, steps: int = 300) -> list[EventEnvelope]:
     base = {"tenant_id": TENANT, "run_id": run_id, "experiment_name": "exp"}
     start = run_id_time_ms(run_id) or 0
-    points = [MetricPoint(key="loss", value=1 / (s + 1), step=s, timestamp=start + s) for s in range(steps)]
+    points = [
+        MetricPoint(key="loss", value=1 / (s + 1), step=s, timestamp=start + s)
+        for s in range(steps)
+    ]
     return [
         RunCreated(**base, run_name="r", start_time=start),
         *(MetricsLogged(**base, metrics=tuple(points[i : i + 100])) for i in range(0, steps, 100)),
@@ -55,7 +58,9 @@ async def test_the_same_events_delivered_twice_leave_mlflow_unchanged(
     assert second == first
     assert list(first) == [run_id]
     run = first[run_id]
-    assert run["history"]["loss"] == [(s, run_id_time_ms(run_id) + s, 1 / (s + 1)) for s in range(300)]
+    assert run["history"]["loss"] == [
+        (s, run_id_time_ms(run_id) + s, 1 / (s + 1)) for s in range(300)
+    ]
     assert run["params"] == {"lr": "0.01", "depth": "6"}
     assert run["status"] == "FINISHED"
     assert run["end_time"] == run["start_time"] + 10_000
@@ -116,7 +121,9 @@ async def test_bad_records_are_set_aside_and_the_rest_of_the_batch_is_written(
         (TENANT.encode(), json.dumps({"kind": "metrics.logged", "tenant_id": TENANT}).encode()),
     ]
     await publish_and_wait_written(producer_settings, events, raw)
-    after = [MetricsLogged(**base, metrics=(MetricPoint(key="loss", value=0.5, step=2, timestamp=8),))]
+    after = [
+        MetricsLogged(**base, metrics=(MetricPoint(key="loss", value=0.5, step=2, timestamp=8),))
+    ]
     await publish_and_wait_written(producer_settings, after)
 
     run = snapshot(worker.settings.mlflow.tracking_uri, TENANT)[run_id]
@@ -140,7 +147,9 @@ async def test_a_param_conflicting_with_the_store_is_rejected_alone(
         [
             ParamsLogged(**base, params={"lr": "0.5", "depth": "6", "seed": "1"}),
             TagsSet(**base, tags={"t": "v"}),
-            MetricsLogged(**base, metrics=(MetricPoint(key="loss", value=0.1, step=0, timestamp=3),)),
+            MetricsLogged(
+                **base, metrics=(MetricPoint(key="loss", value=0.1, step=0, timestamp=3),)
+            ),
         ],
     )
     found = RunReader(worker.settings.mlflow.tracking_uri).find_run(TENANT, run_id)

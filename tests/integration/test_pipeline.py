@@ -37,7 +37,13 @@ def test_a_run_of_200_steps_lands_exactly(tracker: ExperimentTracker, worker: Wo
         ),
     ) as run:
         run.log_params(
-            {"learning_rate": 0.01, "max_depth": 6, "n_estimators": 200, "subsample": 0.8, "booster": "gbtree"}
+            {
+                "learning_rate": 0.01,
+                "max_depth": 6,
+                "n_estimators": 200,
+                "subsample": 0.8,
+                "booster": "gbtree",
+            }
         )
         run.set_tags({"dataset_version": "v2.1", "gpu_model": "A100"})
         for step in range(200):
@@ -86,9 +92,12 @@ def test_an_exception_ends_the_run_failed_and_is_reraised(
 ) -> None:
     """An exception escaping the block marks the run FAILED, keeps what was logged, and
     reaches the caller unchanged."""
-    with pytest.raises(ZeroDivisionError), tracker.start_run(
-        experiment_name="exp", run_config=RunConfig(tenant_id="acme-corp")
-    ) as run:
+    with (
+        pytest.raises(ZeroDivisionError),
+        tracker.start_run(
+            experiment_name="exp", run_config=RunConfig(tenant_id="acme-corp")
+        ) as run,
+    ):
         run.log_metrics({"loss": 0.5}, step=0)
         run.log_metrics({"loss": 0.4}, step=1)
         _ = 1 / 0
@@ -99,10 +108,15 @@ def test_an_exception_ends_the_run_failed_and_is_reraised(
     assert found.info.status == "FAILED"
 
 
-def test_keyboard_interrupt_ends_the_run_killed(tracker: ExperimentTracker, worker: WorkerThread) -> None:
-    with pytest.raises(KeyboardInterrupt), tracker.start_run(
-        experiment_name="exp", run_config=RunConfig(tenant_id="acme-corp")
-    ) as run:
+def test_keyboard_interrupt_ends_the_run_killed(
+    tracker: ExperimentTracker, worker: WorkerThread
+) -> None:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracker.start_run(
+            experiment_name="exp", run_config=RunConfig(tenant_id="acme-corp")
+        ) as run,
+    ):
         run.log_metrics({"loss": 0.5}, step=0)
         raise KeyboardInterrupt
     assert tracker.get_metric_history(run_id=run.run_id, key="loss")[0]["value"] == 0.5
@@ -118,10 +132,14 @@ def test_two_tenants_with_one_experiment_name_stay_apart(
     finds the other's run."""
     runs = {}
     for tenant, loss in (("acme-corp", 0.1), ("globex", 0.9)):
-        with tracker.start_run(experiment_name="shared-name", run_config=RunConfig(tenant_id=tenant)) as run:
+        with tracker.start_run(
+            experiment_name="shared-name", run_config=RunConfig(tenant_id=tenant)
+        ) as run:
             run.log_metrics({"loss": loss}, step=0)
         runs[tenant] = run
-    assert tracker.get_metric_history(run_id=runs["acme-corp"].run_id, key="loss")[0]["value"] == 0.1
+    assert (
+        tracker.get_metric_history(run_id=runs["acme-corp"].run_id, key="loss")[0]["value"] == 0.1
+    )
     assert tracker.get_metric_history(run_id=runs["globex"].run_id, key="loss")[0]["value"] == 0.9
 
     reader = RunReader(worker.settings.mlflow.tracking_uri)
@@ -130,4 +148,7 @@ def test_two_tenants_with_one_experiment_name_stay_apart(
     assert acme != globex
     assert reader.find_run("acme-corp", runs["globex"].run_id) is None
     assert reader.find_run("globex", runs["acme-corp"].run_id) is None
-    assert tracker.get_metric_history(run_id=runs["globex"].run_id, key="loss", tenant_id="acme-corp") == []
+    assert (
+        tracker.get_metric_history(run_id=runs["globex"].run_id, key="loss", tenant_id="acme-corp")
+        == []
+    )

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, WorkerStats
@@ -52,8 +53,6 @@ def _free_port() -> int:
 @pytest.fixture
 def postgres_uri(postgres_server: str) -> str:
     """A database of this test's own."""
-    import sqlalchemy
-
     name = f"mlflow_{uuid.uuid4().hex[:10]}"
     engine = sqlalchemy.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -67,9 +66,22 @@ def http_uri(tmp_path: Path) -> Iterator[str]:
     """An ``mlflow server`` on a free port over its own sqlite store."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--default-artifact-root", str(tmp_path / "artifacts")],
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--default-artifact-root",
+            str(tmp_path / "artifacts"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -118,8 +118,10 @@ def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
             mlflow_settings.tracking_uri,
             "acme-corp",
             run.run_id,
-            lambda r: r["status"] == "FINISHED"
-            and all(len(r["history"].get(k, [])) == len(steps) for k in KEYS),
+            lambda r: (
+                r["status"] == "FINISHED"
+                and all(len(r["history"].get(k, [])) == len(steps) for k in KEYS)
+            ),
         )
     finally:
         tracker.close(5)
@@ -173,7 +175,12 @@ def test_a_trainer_whose_broker_never_returns_exits_in_time_and_spool_flush_deli
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-m", "tests.integration.trainers", json.dumps(spec)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+        check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"\nclose with a dead broker: {result['close_s']:.2f}s for a 3.0s timeout")
@@ -188,14 +195,30 @@ def test_a_trainer_whose_broker_never_returns_exits_in_time_and_spool_flush_deli
 
     cli = [sys.executable, "-m", "ingest.cli.main", "spool"]
     listed = subprocess.run(
-        [*cli, "list", "--spool-dir", str(spool_root)], capture_output=True, text=True,
-        env={**env, "COLUMNS": "400"}, check=True, timeout=60,
+        [*cli, "list", "--spool-dir", str(spool_root)],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "400"},
+        check=True,
+        timeout=60,
     )
     assert "gone" in listed.stdout
     flushed = subprocess.run(
-        [*cli, "flush", "--spool-dir", str(spool_root), "--bootstrap-servers",
-         kafka_settings.bootstrap_servers, "--timeout", "60"],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        [
+            *cli,
+            "flush",
+            "--spool-dir",
+            str(spool_root),
+            "--bootstrap-servers",
+            kafka_settings.bootstrap_servers,
+            "--timeout",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert flushed.returncode == 0, flushed.stdout + flushed.stderr
     assert f"delivered {result['spooled_events']} events" in flushed.stdout
@@ -212,7 +235,9 @@ def test_a_trainer_whose_broker_never_returns_exits_in_time_and_spool_flush_deli
     assert got["history"] == expected_history(range(300))
     assert got["params"] == {"lr": "0.01", "depth": "6"}
     assert {k: got["tags"][k] for k in ("site", "phase", "mlflow.runName")} == {
-        "site": "edge", "phase": "offline", "mlflow.runName": "offline"
+        "site": "edge",
+        "phase": "offline",
+        "mlflow.runName": "offline",
     }
     assert got["status"] == "FINISHED"
 
@@ -251,8 +276,9 @@ def test_four_processes_logging_to_one_run_land_in_one_run_exactly(
         worker.settings.mlflow.tracking_uri,
         "acme-corp",
         run_id,
-        lambda r: r["status"] == "FINISHED"
-        and all(len(r["history"].get(k, [])) == 200 for k in want),
+        lambda r: (
+            r["status"] == "FINISHED" and all(len(r["history"].get(k, [])) == 200 for k in want)
+        ),
     )
     assert list(runs) == [run_id]
     got = runs[run_id]

@@ -16,7 +16,15 @@ import pytest
 
 from consumers import ConsumerSettings, MlflowSink, WorkerStats
 from ingest.consistency import wait_committed
-from ingest.events import EventEnvelope, MetricPoint, MetricsLogged, ParamsLogged, RunCreated, RunEnded, RunStatus
+from ingest.events import (
+    EventEnvelope,
+    MetricPoint,
+    MetricsLogged,
+    ParamsLogged,
+    RunCreated,
+    RunEnded,
+    RunStatus,
+)
 from ingest.ids import new_run_id, run_id_time_ms
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
@@ -37,11 +45,16 @@ TENANT = "acme-corp"
 def big_run(run_id: str, points: int) -> list[EventEnvelope]:
     base = {"tenant_id": TENANT, "run_id": run_id, "experiment_name": "faults"}
     start = run_id_time_ms(run_id) or 0
-    metrics = [MetricPoint(key="loss", value=s * 0.5, step=s, timestamp=start + s) for s in range(points)]
+    metrics = [
+        MetricPoint(key="loss", value=s * 0.5, step=s, timestamp=start + s) for s in range(points)
+    ]
     return [
         RunCreated(**base, run_name="big", start_time=start),
         ParamsLogged(**base, params={"lr": "0.01"}),
-        *(MetricsLogged(**base, metrics=tuple(metrics[i : i + 500])) for i in range(0, points, 500)),
+        *(
+            MetricsLogged(**base, metrics=tuple(metrics[i : i + 500]))
+            for i in range(0, points, 500)
+        ),
         RunEnded(**base, status=RunStatus.FINISHED, end_time=start + 60_000),
     ]
 
@@ -101,9 +114,22 @@ class MlflowServer:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self._folder / 'server.db'}",
-             "--default-artifact-root", str(self._folder / "artifacts")],
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self._folder / 'server.db'}",
+                "--default-artifact-root",
+                str(self._folder / "artifacts"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -113,7 +139,8 @@ class MlflowServer:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
                     return
             except OSError:
-                assert time.monotonic() < deadline and self._process.poll() is None, "mlflow server did not start"
+                assert time.monotonic() < deadline, "mlflow server did not start in time"
+                assert self._process.poll() is None, "mlflow server exited"
                 time.sleep(0.5)
 
     def stop(self) -> None:
@@ -135,14 +162,18 @@ async def test_the_store_gone_for_30s_is_waited_out_and_lag_drains(
     server = MlflowServer(tmp_path)
     server.start()
     mlflow = MlflowSettings(tracking_uri=server.uri, artifact_root=str(tmp_path / "artifacts"))
-    settings = ConsumerSettings(kafka=kafka_settings, mlflow=mlflow, batch_timeout_ms=100, retry_backoff_max_s=2)
+    settings = ConsumerSettings(
+        kafka=kafka_settings, mlflow=mlflow, batch_timeout_ms=100, retry_backoff_max_s=2
+    )
     worker = WorkerThread(settings, WorkerStats())
     worker.start()
     steps_per_second, seconds = 20, 45
     lag_during_outage = 0
     try:
         with ExperimentTracker(ProducerSettings(kafka=kafka_settings, mlflow=mlflow)) as tracker:
-            with tracker.start_run(experiment_name="outage", run_config=RunConfig(tenant_id=TENANT)) as run:
+            with tracker.start_run(
+                experiment_name="outage", run_config=RunConfig(tenant_id=TENANT)
+            ) as run:
                 run.log_params({"lr": 0.01})
                 for step in range(steps_per_second * seconds):
                     if step == steps_per_second * 5:
@@ -153,7 +184,9 @@ async def test_the_store_gone_for_30s_is_waited_out_and_lag_drains(
                         server.start()
                     run.log_metrics({"loss": step * 0.5}, step=step)
                     await asyncio.sleep(1 / steps_per_second)
-            history = await asyncio.to_thread(tracker.get_metric_history, run_id=run.run_id, key="loss")
+            history = await asyncio.to_thread(
+                tracker.get_metric_history, run_id=run.run_id, key="loss"
+            )
         assert await group_lag(kafka_settings) == 0
         runs = snapshot(server.uri, TENANT)
     finally:
@@ -161,7 +194,9 @@ async def test_the_store_gone_for_30s_is_waited_out_and_lag_drains(
         server.stop()
     assert lag_during_outage > 0
     assert worker.stats.retries > 0
-    assert [(p["step"], p["value"]) for p in history] == [(s, s * 0.5) for s in range(steps_per_second * seconds)]
+    assert [(p["step"], p["value"]) for p in history] == [
+        (s, s * 0.5) for s in range(steps_per_second * seconds)
+    ]
     assert runs[run.run_id]["status"] == "FINISHED"
     assert runs[run.run_id]["params"] == {"lr": "0.01"}
     assert len(runs[run.run_id]["history"]["loss"]) == steps_per_second * seconds
@@ -183,11 +218,16 @@ async def test_a_worker_leaving_its_group_mid_stream_hands_over_without_loss(
         events = []
         for tenant, run_id in runs.items():
             base = {"tenant_id": tenant, "run_id": run_id, "experiment_name": "rebalance"}
-            points = [MetricPoint(key="loss", value=s * 0.5, step=s, timestamp=s) for s in range(3000)]
-            events += [
-                MetricsLogged(**base, metrics=tuple(points[i : i + 100])) for i in range(0, 3000, 100)
+            points = [
+                MetricPoint(key="loss", value=s * 0.5, step=s, timestamp=s) for s in range(3000)
             ]
-            events.append(RunEnded(**base, status=RunStatus.FINISHED, end_time=run_id_time_ms(run_id) + 1))
+            events += [
+                MetricsLogged(**base, metrics=tuple(points[i : i + 100]))
+                for i in range(0, 3000, 100)
+            ]
+            events.append(
+                RunEnded(**base, status=RunStatus.FINISHED, end_time=run_id_time_ms(run_id) + 1)
+            )
         positions = await publish(producer_settings, events[: len(events) // 2])
         await asyncio.sleep(1)
         await asyncio.to_thread(first.stop)

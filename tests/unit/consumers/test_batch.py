@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from ingest.events import MetricPoint, MetricsLogged, ParamsLogged, RunCreated, RunEnded, RunStatus, TagsSet
-from ingest.ids import new_run_id
-
 from consumers.batch import RecordRef, coalesce
+from ingest.events import (
+    MetricPoint,
+    MetricsLogged,
+    ParamsLogged,
+    RunCreated,
+    RunEnded,
+    RunStatus,
+    TagsSet,
+)
+from ingest.ids import new_run_id
 
 RUN = new_run_id()
 BASE = {"tenant_id": "acme-corp", "run_id": RUN, "experiment_name": "exp"}
@@ -13,7 +20,8 @@ BASE = {"tenant_id": "acme-corp", "run_id": RUN, "experiment_name": "exp"}
 
 def metrics(*steps: int, key: str = "loss") -> MetricsLogged:
     return MetricsLogged(
-        **BASE, metrics=tuple(MetricPoint(key=key, value=s / 10, step=s, timestamp=s) for s in steps)
+        **BASE,
+        metrics=tuple(MetricPoint(key=key, value=s / 10, step=s, timestamp=s) for s in steps),
     )
 
 
@@ -57,12 +65,18 @@ def test_runs_and_tenants_stay_apart_in_first_seen_order() -> None:
 
 
 def test_chunks_respect_1000_metrics_100_params_100_tags_per_call() -> None:
-    events = [(metrics(*range(start, min(start + 1000, 2500))), None) for start in range(0, 2500, 1000)]
+    events = [
+        (metrics(*range(start, min(start + 1000, 2500))), None) for start in range(0, 2500, 1000)
+    ]
     events.append((ParamsLogged(**BASE, params={f"p{i}": "v" for i in range(250)}), None))
     events.append((TagsSet(**BASE, tags={f"t{i}": "v" for i in range(120)}), None))
     (writes,) = coalesce(events)
     chunks = writes.chunks()
-    assert [(len(m), len(p), len(t)) for m, p, t in chunks] == [(1000, 100, 100), (1000, 100, 20), (500, 50, 0)]
+    assert [(len(m), len(p), len(t)) for m, p, t in chunks] == [
+        (1000, 100, 100),
+        (1000, 100, 20),
+        (500, 50, 0),
+    ]
     assert sorted(p.step for m, _, _ in chunks for p in m) == list(range(2500))
 
 
@@ -91,7 +105,9 @@ def test_the_same_param_value_twice_is_not_a_conflict() -> None:
 
 def test_a_run_ends_once_with_the_first_end_seen() -> None:
     first = RunEnded(**BASE, status=RunStatus.FAILED, end_time=5)
-    (writes,) = coalesce([(first, None), (RunEnded(**BASE, status=RunStatus.FINISHED, end_time=9), None)])
+    (writes,) = coalesce(
+        [(first, None), (RunEnded(**BASE, status=RunStatus.FINISHED, end_time=9), None)]
+    )
     assert writes.ended == first
 
 

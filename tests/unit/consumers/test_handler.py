@@ -56,7 +56,9 @@ class Message:
         self.nacked += 1
 
 
-def params_record(offset: int, tenant: str = "acme-corp", key: bytes | None = b"acme-corp") -> Record:
+def params_record(
+    offset: int, tenant: str = "acme-corp", key: bytes | None = b"acme-corp"
+) -> Record:
     event = ParamsLogged(tenant_id=tenant, run_id=RUN, params={"p": str(offset)})
     return Record(codec.encode(event), key=key, offset=offset)
 
@@ -65,7 +67,9 @@ def settings(strategy: KeyStrategy = KeyStrategy.TENANT) -> ConsumerSettings:
     return ConsumerSettings(kafka=KafkaSettings(key_strategy=strategy), retry_backoff_s=0.001)
 
 
-async def test_undecodable_records_are_counted_and_the_rest_is_written(caplog: pytest.LogCaptureFixture) -> None:
+async def test_undecodable_records_are_counted_and_the_rest_is_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sink, stats = ListSink(), WorkerStats()
     message = Message((params_record(0), Record(b"{not json", offset=1), params_record(2)))
     await BatchHandler(sink, settings(), stats)(message)
@@ -131,5 +135,3 @@ async def test_a_non_retriable_sink_error_propagates() -> None:
 
     with pytest.raises(ValueError, match="bug"):
         await BatchHandler(BrokenSink(), settings(), WorkerStats())(Message((params_record(0),)))
-
-

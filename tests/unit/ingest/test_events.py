@@ -24,7 +24,9 @@ from ingest.ids import new_run_id
 RUN = new_run_id()
 BASE = {"tenant_id": "acme-corp", "run_id": RUN, "experiment_name": "fraud-detection-v3"}
 EVENTS = [
-    RunCreated(**BASE, run_name="xgb", description="d", tags={"a": "b"}, user_id="alice", start_time=1),
+    RunCreated(
+        **BASE, run_name="xgb", description="d", tags={"a": "b"}, user_id="alice", start_time=1
+    ),
     MetricsLogged(**BASE, metrics=(MetricPoint(key="val_loss", value=0.5, step=3, timestamp=17),)),
     ParamsLogged(**BASE, params={"learning_rate": "0.01"}),
     TagsSet(**BASE, tags={"model_type": "xgboost"}),
@@ -83,18 +85,28 @@ def test_occurred_at_is_timezone_aware() -> None:
             "run_id: Value error, run id 'x' must be 32 lowercase hex digits",
         ),
         (
-            json.dumps({"kind": "params.logged", **BASE, "tenant_id": "a b", "params": {}}).encode(),
+            json.dumps(
+                {"kind": "params.logged", **BASE, "tenant_id": "a b", "params": {}}
+            ).encode(),
             "tenant_id: Value error, tenant id 'a b' must be 1-64 letters",
         ),
         (
             json.dumps(
-                {"kind": "metrics.logged", **BASE, "metrics": [{"key": "../x", "value": 1, "timestamp": 1}]}
+                {
+                    "kind": "metrics.logged",
+                    **BASE,
+                    "metrics": [{"key": "../x", "value": 1, "timestamp": 1}],
+                }
             ).encode(),
             "metrics.0.key: Value error, key '../x' would resolve to the path",
         ),
         (
             json.dumps(
-                {"kind": "metrics.logged", **BASE, "metrics": [{"key": "a", "value": "high", "timestamp": 1}]}
+                {
+                    "kind": "metrics.logged",
+                    **BASE,
+                    "metrics": [{"key": "a", "value": "high", "timestamp": 1}],
+                }
             ).encode(),
             "metrics.0.value: Input should be a valid number",
         ),

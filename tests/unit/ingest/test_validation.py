@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import _validate_metric_name
@@ -58,9 +61,6 @@ def test_metric_values_must_be_numbers(value: object) -> None:
 
 
 def test_numeric_types_convert_to_float() -> None:
-    from decimal import Decimal
-    from fractions import Fraction
-
     assert check_metric_value(3) == 3.0
     assert check_metric_value(Decimal("0.5")) == 0.5
     assert check_metric_value(Fraction(1, 4)) == 0.25

@@ -15,7 +15,9 @@ B = RunIdentity("acme-corp", new_run_id(), "exp")
 
 
 def params(run: RunIdentity, value: str) -> ParamsLogged:
-    return ParamsLogged(tenant_id=run.tenant_id, run_id=run.run_id, experiment_name="exp", params={"p": value})
+    return ParamsLogged(
+        tenant_id=run.tenant_id, run_id=run.run_id, experiment_name="exp", params={"p": value}
+    )
 
 
 def test_metric_calls_pack_into_events_of_at_most_1000_points() -> None:

@@ -59,7 +59,12 @@ def test_params_are_stringified(run: ActiveRun, buffer: EventBuffer) -> None:
     run.log_params({"learning_rate": 0.01, "max_depth": 6, "n_estimators": 200, "subsample": 0.8})
     (event,) = events(buffer)
     assert isinstance(event, ParamsLogged)
-    assert event.params == {"learning_rate": "0.01", "max_depth": "6", "n_estimators": "200", "subsample": "0.8"}
+    assert event.params == {
+        "learning_rate": "0.01",
+        "max_depth": "6",
+        "n_estimators": "200",
+        "subsample": "0.8",
+    }
 
 
 def test_run_metrics_objects_carry_their_step(run: ActiveRun, buffer: EventBuffer) -> None:
@@ -70,7 +75,10 @@ def test_run_metrics_objects_carry_their_step(run: ActiveRun, buffer: EventBuffe
 
 def test_log_batch_takes_the_spec_shape(run: ActiveRun, buffer: EventBuffer) -> None:
     run.log_batch(
-        metrics=[{"key": "loss", "value": 0.342, "step": 1}, {"key": "loss", "value": 0.298, "step": 2}],
+        metrics=[
+            {"key": "loss", "value": 0.342, "step": 1},
+            {"key": "loss", "value": 0.298, "step": 2},
+        ],
         params=[{"key": "optimizer", "value": "adam"}, {"key": "batch_size", "value": "64"}],
         tags=[{"key": "run_type", "value": "hyperparameter_search"}],
     )
@@ -85,11 +93,17 @@ def test_log_batch_takes_the_spec_shape(run: ActiveRun, buffer: EventBuffer) -> 
     ("call", "message"),
     [
         (lambda r: r.log_metrics({"../loss": 1.0}), "metric key '../loss' would resolve"),
-        (lambda r: r.log_metrics({"loss": "high"}), "metric 'loss' value must be a number, got str"),
+        (
+            lambda r: r.log_metrics({"loss": "high"}),
+            "metric 'loss' value must be a number, got str",
+        ),
         (lambda r: r.log_metrics({"loss": True}), "must be a number, got bool"),
         (lambda r: r.log_metrics({"loss": 1.0}, step=1.5), "step must be an integer"),
         (lambda r: r.log_metrics([("loss", 1.0)]), "metrics must be a mapping"),
-        (lambda r: r.log_params({"p": "x" * 6001}), "param 'p' value is 6001 characters; at most 6000"),
+        (
+            lambda r: r.log_params({"p": "x" * 6001}),
+            "param 'p' value is 6001 characters; at most 6000",
+        ),
         (lambda r: r.set_tags({"bad*key": "v"}), "tag key 'bad*key' may only contain"),
         (lambda r: r.log_batch(metrics=[{"value": 1.0}]), "metrics[0] needs a 'key'"),
         (
@@ -116,7 +130,9 @@ def test_a_call_with_one_bad_key_logs_none_of_its_keys(run: ActiveRun, buffer: E
     assert len(buffer) == 0
 
 
-def test_leaving_the_block_normally_finishes_the_run(run: ActiveRun, buffer: EventBuffer, tracker: FakeTracker) -> None:
+def test_leaving_the_block_normally_finishes_the_run(
+    run: ActiveRun, buffer: EventBuffer, tracker: FakeTracker
+) -> None:
     with run:
         run.log_metrics({"loss": 1.0})
     ended = events(buffer)[-1]
