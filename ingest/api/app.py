@@ -23,7 +23,9 @@ from ingest.api.limits import BodyLimit
 from ingest.api.publishing import GatewayPublisher
 from ingest.api.settings import ApiSettings
 from ingest.asyncapi import asyncapi_document
+from ingest.exposition import metrics_asgi_app
 from ingest.reader import RunReader
+from producers import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         settings: from the environment (``MATIH_API_*``) by default.
     """
     settings = settings or ApiSettings()
+    producer_metrics = ProducerMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +55,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 "OPEN MODE: the gateway authenticates no one; any caller acts for any"
                 " tenant. For local development only."
             )
-        publisher = GatewayPublisher(settings)
+        publisher = GatewayPublisher(settings, producer_metrics)
         await publisher.start()
         catalog = RunCatalog(RunReader(settings.mlflow.tracking_uri), settings.run_cache_size)
         app.state.gateway = RunGateway(settings, publisher, catalog)
@@ -72,6 +75,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(experiments.router)
     app.include_router(runs.router)
+    app.mount("/metrics", metrics_asgi_app(producer_metrics.registry))
     document = asyncapi_document(settings.kafka)
 
     @app.get("/asyncapi.json", include_in_schema=False)

@@ -18,8 +18,7 @@ from ingest.api.settings import ApiSettings
 from ingest.consistency import Position
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
-from ingest.topics import ensure_topics
-from producers import EventPublisher, ProducerSettings, PublishError
+from producers import EventPublisher, ProducerMetrics, ProducerSettings, PublishError
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +30,10 @@ class GatewayPublisher:
 
     Args:
         settings: Kafka location and the gateway's time bounds.
+        metrics: counters of sent and failed records, served on ``/metrics``.
     """
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, metrics: ProducerMetrics | None = None) -> None:
         self._settings = settings
         self._producer_settings = ProducerSettings(
             kafka=settings.kafka,
@@ -43,7 +43,7 @@ class GatewayPublisher:
             connect_timeout_s=settings.connect_timeout_s,
             delivery_timeout_s=settings.publish_timeout_s,
         )
-        self._publisher = EventPublisher(self._producer_settings)
+        self._publisher = EventPublisher(self._producer_settings, metrics)
         self._connecting: asyncio.Task[None] | None = None
 
     @property
@@ -90,9 +90,7 @@ class GatewayPublisher:
 
     async def _connect_once(self) -> bool:
         try:
-            await self._publisher.start()
-            if self._producer_settings.create_topics:
-                await ensure_topics(self._settings.kafka)
+            await self._publisher.start()  # creates missing topics too
         except KafkaUnavailableError as exc:
             await self._publisher.stop(timeout=1.0)
             logger.warning("%s; writes answer 503 until Kafka is back", exc)

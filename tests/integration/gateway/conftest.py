@@ -6,14 +6,11 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from ingest.api import ApiSettings
@@ -39,24 +36,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty sqlite MLflow store with its tables: creating them takes ~7 s on 2 cores."""
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture
-def mlflow_settings(tmp_path: Path, mlflow_template: Path) -> MlflowSettings:
-    """A fresh sqlite MLflow store of this test's own (a copy of the empty template)."""
-    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
-    return MlflowSettings(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        artifact_root=str(tmp_path / "artifacts"),
-    )
 
 
 @pytest.fixture

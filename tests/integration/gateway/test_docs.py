@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ingest.api import ApiSettings
 from ingest.cli.main import app as cli
+from tests.integration.gateway.conftest import headers
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +58,19 @@ def test_asyncapi_document_is_served_and_generated(
         text = json.dumps(document)
         for kind in ("RunCreated", "MetricsLogged", "ParamsLogged", "TagsSet", "RunEnded"):
             assert kind in text
+
+
+def test_metrics_count_the_gateways_acknowledged_events(gateway: httpx.Client) -> None:
+    """``/metrics`` serves the producer counters, and a write moves them by exactly one."""
+
+    def sent(kind: str) -> float:
+        text = gateway.get("/metrics/").text
+        line = f'matih_ingest_producer_events_sent_total{{kind="{kind}"}} '
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].removeprefix(line)) if found else 0.0
+
+    before = sent("run.created")
+    created = gateway.post("/api/v1/experiments/runs", json=SPEC_CREATE, headers=headers())
+    assert created.status_code == 201, created.text
+    assert sent("run.created") == before + 1
+    assert "matih_ingest_producer_send_errors_total" in gateway.get("/metrics/").text
