@@ -1,0 +1,41 @@
+"""Each package's public surface is exactly its ``__all__``, and this test names it:
+widening or narrowing the API is a deliberate change here too."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+SURFACE = {
+    "ingest": {
+        "Event", "EventEnvelope", "EventKind", "IngestError", "InvalidEventError",
+        "KafkaSettings", "KafkaUnavailableError", "KeyStrategy", "MetricHistoryPoint",
+        "MetricPoint", "MetricsLogged", "MetricsServer", "MetricsSettings", "MlflowSettings",
+        "ParamsLogged", "Position", "RunCreated", "RunEnded", "RunReader", "RunStatus",
+        "TagsSet", "dead_letter_topic", "decode", "encode", "ensure_topics", "events_topic",
+        "metrics_asgi_app", "new_run_id", "serve_metrics", "wait_committed",
+    },
+    "producers": {
+        "ActiveRun", "DeliveryReport", "EventPublisher", "ExperimentTracker", "ProducerMetrics",
+        "ProducerSettings", "PublishError", "PublisherStats", "RunConfig", "RunMetrics",
+        "RunStateError", "SpoolBusyError", "SpoolError",
+    },
+    "consumers": {
+        "BaseSink", "BatchHandler", "ConsumerSettings", "GroupLag", "LagMonitor", "LagReport",
+        "LagStatus", "LagWatcher", "ListSink", "MlflowSink", "PartitionLag", "RecordRef",
+        "Rejection", "ReplayPlan", "ReplaySummary", "Replayer", "RunWrites",
+        "SinkUnavailableError", "StatusRules", "TenantLag", "WorkerMetrics", "WorkerStats",
+        "build_worker", "coalesce",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(SURFACE))
+def test_all_names_exactly_the_public_surface(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == SURFACE[package]
+    assert len(module.__all__) == len(set(module.__all__))
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+
