@@ -324,10 +324,12 @@ class Outbox:
     def _settle_direct(
         self, generation: int, item: Outgoing, future: asyncio.Future[RecordMetadata]
     ) -> None:
-        self._direct.pop(future, None)
         if not future.cancelled() and future.exception() is None:
+            self._direct.pop(future, None)
             self._record_position(item.event, future.result())
         elif generation == self._generation:
+            # Left in ``_direct``: the outage this starts spools it with the other unacked
+            # records. (Popping it here lost it: the outage collects only what is left.)
             kind = getattr(item.event, "kind", "?")
             self._failure = f"Kafka failed a {kind} record ({_why(future)})"
             self.wake.set()
