@@ -5,11 +5,7 @@ default, covered everywhere else)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +18,7 @@ from consumers import ConsumerSettings, WorkerStats
 from ingest.reader import RunReader
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
-from tests.integration.support import WorkerThread
+from tests.integration.support import MlflowServer, WorkerThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,12 +40,6 @@ def postgres_server() -> Iterator[str]:
         subprocess.run([str(POSTGRES_SCRIPT), "stop"], check=False, env=env)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def postgres_uri(postgres_server: str) -> str:
     """A database of this test's own."""
@@ -64,43 +54,12 @@ def postgres_uri(postgres_server: str) -> str:
 @pytest.fixture
 def http_uri(tmp_path: Path) -> Iterator[str]:
     """An ``mlflow server`` on a free port over its own sqlite store."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--default-artifact-root",
-            str(tmp_path / "artifacts"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("mlflow server did not start") from None
-            time.sleep(0.5)
+    server = MlflowServer(tmp_path)
+    server.start()
     try:
-        yield uri
+        yield server.uri
     finally:
-        server.terminate()
-        server.wait(20)
+        server.stop()
 
 
 @pytest.mark.parametrize("store", ["postgres_uri", "http_uri"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.outage import ROOT, OutageBroker, wait_for_run
-from tests.integration.support import WorkerThread
+from tests.integration.support import WorkerThread, free_port
 from tests.integration.trainers import BASE_TS, KEYS, rank_main, value
 
 pytestmark = pytest.mark.integration
@@ -140,12 +139,6 @@ def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
         f"\noutage: {len(steps)} steps, {spooled_points} points spooled at the 20 s mark;"
         f" broker back -> spool drained in {drain_s:.2f}s"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.slow

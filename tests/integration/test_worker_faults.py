@@ -5,11 +5,7 @@ history, params and status in MLflow: nothing lost, nothing doubled."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,6 +25,7 @@ from ingest.ids import new_run_id, run_id_time_ms
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.support import (
+    MlflowServer,
     WorkerProcess,
     WorkerThread,
     group_lag,
@@ -95,59 +92,6 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     finally:
         second.stop()
     assert_exact(uri, run_id, points)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class MlflowServer:
-    """An ``mlflow server`` that can be stopped and started again on the same store."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self._folder = folder
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                f"sqlite:///{self._folder / 'server.db'}",
-                "--default-artifact-root",
-                str(self._folder / "artifacts"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
-                    return
-            except OSError:
-                assert time.monotonic() < deadline, "mlflow server did not start in time"
-                assert self._process.poll() is None, "mlflow server exited"
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(30)
-            self._process = None
 
 
 @pytest.mark.timeout(300)

@@ -38,4 +38,3 @@ def test_all_names_exactly_the_public_surface(package: str) -> None:
     assert len(module.__all__) == len(set(module.__all__))
     for name in module.__all__:
         assert getattr(module, name) is not None, name
-

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import httpx
@@ -29,13 +28,6 @@ def headers(tenant: str = "acme-corp", key: str | None = ACME_KEY) -> dict[str, 
     if key is not None:
         result["Authorization"] = f"Bearer {key}"
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import pytest
 
 from ingest.api import ApiSettings
 from ingest.settings import KafkaSettings
-from tests.integration.gateway.conftest import free_port, headers
+from tests.integration.gateway.conftest import headers
 from tests.integration.gateway.support import serving
+from tests.integration.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from ingest.settings import KafkaSettings
-from tests.integration.gateway.conftest import free_port, headers
+from tests.integration.gateway.conftest import headers
+from tests.integration.support import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
