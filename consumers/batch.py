@@ -22,7 +22,12 @@ from ingest.events import (
     RunEnded,
     TagsSet,
 )
-from ingest.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, MAX_TAGS_PER_BATCH
+from ingest.validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +89,19 @@ class RunWrites:
     def chunks(
         self,
     ) -> list[tuple[list[MetricPoint], list[tuple[str, str]], list[tuple[str, str]]]]:
-        """The writes in ``log_batch``-sized calls: at most 1000 metrics, 100 params and
-        100 tags each, no param key twice in one call."""
-        metrics = _split(self.metrics, MAX_METRICS_PER_BATCH)
+        """The writes in ``log_batch``-sized calls, as MLflow's store takes them: at most
+        100 params, 100 tags and 1000 entities in all per call, no param key twice."""
         params = _split(list(self.params.items()), MAX_PARAMS_PER_BATCH)
         tags = _split(list(self.tags.items()), MAX_TAGS_PER_BATCH)
-        return [(m or [], p or [], t or []) for m, p, t in zip_longest(metrics, params, tags)]
+        calls: list[tuple[list[MetricPoint], list[tuple[str, str]], list[tuple[str, str]]]] = []
+        start = 0
+        nothing: list[tuple[str, str]] = []
+        for p, t in zip_longest(params, tags, fillvalue=nothing):
+            room = MAX_ENTITIES_PER_BATCH - len(p) - len(t)
+            calls.append((self.metrics[start : start + room], p, t))
+            start += room
+        calls += [(m, [], []) for m in _split(self.metrics[start:], MAX_METRICS_PER_BATCH)]
+        return [call for call in calls if any(call)]
 
     def _add_params(self, event: ParamsLogged, source: RecordRef | None) -> None:
         for key, value in event.params.items():

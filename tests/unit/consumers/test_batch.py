@@ -64,7 +64,7 @@ def test_runs_and_tenants_stay_apart_in_first_seen_order() -> None:
     ]
 
 
-def test_chunks_respect_1000_metrics_100_params_100_tags_per_call() -> None:
+def test_chunks_hold_at_most_100_params_100_tags_and_1000_entities_per_call() -> None:
     events = [
         (metrics(*range(start, min(start + 1000, 2500))), None) for start in range(0, 2500, 1000)
     ]
@@ -73,9 +73,9 @@ def test_chunks_respect_1000_metrics_100_params_100_tags_per_call() -> None:
     (writes,) = coalesce(events)
     chunks = writes.chunks()
     assert [(len(m), len(p), len(t)) for m, p, t in chunks] == [
-        (1000, 100, 100),
-        (1000, 100, 20),
-        (500, 50, 0),
+        (800, 100, 100),
+        (880, 100, 20),
+        (820, 50, 0),
     ]
     assert sorted(p.step for m, _, _ in chunks for p in m) == list(range(2500))
 
@@ -115,3 +115,10 @@ def test_the_experiment_comes_from_any_event_that_names_it() -> None:
     anonymous = {**BASE, "experiment_name": None}
     (writes,) = coalesce([(ParamsLogged(**anonymous, params={"a": "1"}), None), (metrics(1), None)])
     assert writes.experiment_name == "exp"
+
+
+def test_metrics_alone_go_1000_per_call() -> None:
+    (writes,) = coalesce(
+        [(metrics(*range(s, min(s + 1000, 2500))), None) for s in range(0, 2500, 1000)]
+    )
+    assert [len(m) for m, _, _ in writes.chunks()] == [1000, 1000, 500]
