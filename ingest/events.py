@@ -7,6 +7,7 @@ by ``kind``; ``ingest.codec`` turns them into Kafka records and back.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -91,7 +92,8 @@ RunId = Annotated[
         examples=["0192f0c1a2b37c4d8e9fa0b1c2d3e4f5"],
     ),
 ]
-Key = Annotated[str, AfterValidator(check_key)]
+# A worker sees the same few keys in every event: each is checked once, then remembered.
+Key = Annotated[str, AfterValidator(functools.lru_cache(maxsize=4096)(check_key))]
 Params = Annotated[
     dict[str, str],
     AfterValidator(_check_params),
