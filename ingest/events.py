@@ -211,10 +211,3 @@ Event = Annotated[
     RunCreated | MetricsLogged | ParamsLogged | TagsSet | RunEnded,
     Field(discriminator="kind"),
 ]
-EVENT_TYPES: tuple[type[EventEnvelope], ...] = (
-    RunCreated,
-    MetricsLogged,
-    ParamsLogged,
-    TagsSet,
-    RunEnded,
-)

@@ -29,6 +29,11 @@ def is_run_id(value: str) -> bool:
     return _RUN_ID.match(value) is not None
 
 
+def run_start_ms(run_id: str) -> int:
+    """A new run's start time: the time its UUIDv7 id carries, else now (Unix ms)."""
+    return run_id_time_ms(run_id) or time.time_ns() // 1_000_000
+
+
 def run_id_time_ms(run_id: str) -> int | None:
     """The creation time in Unix milliseconds a UUIDv7 run id carries, or None for other ids."""
     value = uuid.UUID(hex=run_id)

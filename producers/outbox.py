@@ -21,6 +21,7 @@ from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import EventEnvelope, MetricsLogged
 from producers.buffer import EventBuffer, pack
 from producers.errors import PublishError, SpoolError
+from producers.metrics import ProducerMetrics
 from producers.publisher import EventPublisher
 from producers.segment import SpoolEntry
 from producers.settings import ProducerSettings
@@ -51,12 +52,19 @@ class Outbox:
     Args:
         settings: Kafka location, timeouts and the spool.
         buffer: the in-memory buffer the logging calls fill.
+        metrics: sent and failed records, and the spool's size, if wanted.
     """
 
-    def __init__(self, settings: ProducerSettings, buffer: EventBuffer) -> None:
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        buffer: EventBuffer,
+        metrics: ProducerMetrics | None = None,
+    ) -> None:
         self._settings = settings
         self._buffer = buffer
-        self.publisher = EventPublisher(settings)
+        self._metrics = metrics
+        self.publisher = EventPublisher(settings, metrics)
         self.backlog: deque[Outgoing] = deque()
         self.spool: EventSpool | None = None
         self.wake = asyncio.Event()
@@ -101,35 +109,38 @@ class Outbox:
     async def send(self) -> None:
         """One step: take the buffer, then publish directly or through the spool."""
         async with self._lock:
-            if self._failure is None:
-                self._check_overdue()
-            if self._failure is not None:
-                await self._outage(self._failure)
-            if len(self.backlog) < _MAX_BACKLOG:
-                for event in pack(self._buffer.drain()):
-                    outgoing = self._encode(event)
-                    if outgoing is not None:
-                        self.backlog.append(outgoing)
-            spooled = self.spool is not None and self.spool.events > 0
-            if self._unreachable or spooled:
-                await self._spool_backlog()
-                if self.connected:
-                    await self._drain_spool()
+            await self._step()
+        if self._metrics is not None and self.spool is not None:
+            self._metrics.spool_size(self.spool.events, self.spool.size_bytes)
+
+    async def _step(self) -> None:
+        if self._failure is None:
+            self._check_overdue()
+        if self._failure is not None:
+            await self._outage(self._failure)
+        if len(self.backlog) < _MAX_BACKLOG:
+            for event in pack(self._buffer.drain()):
+                outgoing = self._encode(event)
+                if outgoing is not None:
+                    self.backlog.append(outgoing)
+        spooled = self.spool is not None and self.spool.events > 0
+        if self._unreachable or spooled:
+            await self._spool_backlog()
+            if self.connected:
+                await self._drain_spool()
+            return
+        if not self.connected:
+            return  # the first connection attempt is still running: wait in memory
+        while self.backlog and self.connected:
+            item = self.backlog[0]
+            try:
+                future = await self.publisher.publish(item.event, item.entry.value)
+            except PublishError as exc:
+                await self._outage(str(exc))
                 return
-            if not self.connected:
-                return  # the first connection attempt is still running: wait in memory
-            while self.backlog and self.connected:
-                item = self.backlog[0]
-                try:
-                    future = await self.publisher.publish(item.event, item.entry.value)
-                except PublishError as exc:
-                    await self._outage(str(exc))
-                    return
-                self.backlog.popleft()
-                self._direct[future] = (item, time.monotonic())
-                future.add_done_callback(
-                    functools.partial(self._settle_direct, self._generation, item)
-                )
+            self.backlog.popleft()
+            self._direct[future] = (item, time.monotonic())
+            future.add_done_callback(functools.partial(self._settle_direct, self._generation, item))
 
     async def shutdown(self, within_s: float) -> None:
         """Spools everything unacknowledged, disconnects, and releases the spool."""

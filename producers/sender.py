@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from ingest.consistency import Position
 from producers.buffer import EventBuffer
 from producers.errors import SpoolError
+from producers.metrics import ProducerMetrics
 from producers.outbox import Outbox
 from producers.settings import ProducerSettings
 
@@ -74,13 +75,19 @@ class BackgroundSender:
     Args:
         settings: Kafka location, batching and the spool.
         buffer: the buffer the logging calls append to.
+        metrics: sent and failed records and the spool's size, if wanted.
     """
 
-    def __init__(self, settings: ProducerSettings, buffer: EventBuffer) -> None:
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        buffer: EventBuffer,
+        metrics: ProducerMetrics | None = None,
+    ) -> None:
         self._settings = settings
         self._buffer = buffer
         self._loop = asyncio.new_event_loop()
-        self._outbox = Outbox(settings, buffer)
+        self._outbox = Outbox(settings, buffer, metrics)
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._thread = threading.Thread(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-import time
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +23,7 @@ from ingest.codec import describe
 from ingest.consistency import wait_committed
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import RunCreated
-from ingest.ids import is_run_id, new_run_id, run_id_time_ms
+from ingest.ids import is_run_id, new_run_id, run_start_ms
 from ingest.reader import MetricHistoryPoint, RunReader
 from ingest.validation import (
     MAX_TAG_VALUE_LENGTH,
@@ -34,6 +33,7 @@ from ingest.validation import (
     check_text,
 )
 from producers.buffer import EventBuffer, RunIdentity
+from producers.metrics import ProducerMetrics
 from producers.run import ActiveRun
 from producers.sender import BackgroundSender, DeliveryReport
 from producers.settings import ProducerSettings
@@ -77,10 +77,15 @@ class ExperimentTracker:
 
     Args:
         settings: Kafka, MLflow and batching; from the environment by default.
+        metrics: Prometheus metrics of sent and failed events and of the spool's size;
+            serve them with ``ingest.serve_metrics(host, port, metrics.registry)``.
     """
 
-    def __init__(self, settings: ProducerSettings | None = None) -> None:
+    def __init__(
+        self, settings: ProducerSettings | None = None, metrics: ProducerMetrics | None = None
+    ) -> None:
         self._settings = settings or ProducerSettings()
+        self._metrics = metrics
         self._buffer = EventBuffer(self._settings.max_pending_calls, self._settings.full_wait_s)
         self._sender: BackgroundSender | None = None
         self._lock = threading.Lock()
@@ -116,7 +121,7 @@ class ExperimentTracker:
                 "run_config.tenant_id is required (or set MATIH_PRODUCER_TENANT_ID)"
             )
         run_id = run_id or new_run_id()
-        start_time = run_id_time_ms(run_id) or time.time_ns() // 1_000_000
+        start_time = run_start_ms(run_id)
         try:
             created = RunCreated(
                 tenant_id=tenant_id,
@@ -164,7 +169,7 @@ class ExperimentTracker:
             )
         if not is_run_id(run_id):
             raise InvalidEventError(f"run id {run_id!r} must be 32 lowercase hex digits")
-        start_time = run_id_time_ms(run_id) or time.time_ns() // 1_000_000
+        start_time = run_start_ms(run_id)
         self._ensure_sender()
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
@@ -256,7 +261,7 @@ class ExperimentTracker:
     def _ensure_sender(self) -> None:
         with self._lock:
             if self._sender is None:
-                self._sender = BackgroundSender(self._settings, self._buffer)
+                self._sender = BackgroundSender(self._settings, self._buffer, self._metrics)
                 self._sender.start()
                 atexit.register(self.close)
 

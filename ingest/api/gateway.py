@@ -32,7 +32,7 @@ from ingest.events import (
     RunStatus,
     TagsSet,
 )
-from ingest.ids import new_run_id, run_id_time_ms
+from ingest.ids import new_run_id, run_start_ms
 from ingest.topics import events_topic
 
 E = TypeVar("E", bound=EventEnvelope)
@@ -66,7 +66,7 @@ class RunGateway:
             assert body.experiment_id is not None
             experiment_name = await self.catalog.experiment_name(tenant_id, body.experiment_id)
         run_id = new_run_id()
-        start_time = run_id_time_ms(run_id) or _now_ms()
+        start_time = run_start_ms(run_id)
         event = _event(
             RunCreated,
             tenant_id=tenant_id,

@@ -89,6 +89,11 @@ def flush_command(
             f"{info.path}: delivered {result.delivered_events} events"
             f" ({result.delivered_points} metric points) to {settings.kafka.topic}"
             f" in {result.seconds:.1f}s; {result.left_events} left"
+            + (
+                f"; {result.rejected_events} unreadable records dropped (see the log)"
+                if result.rejected_events
+                else ""
+            )
         )
         left += result.left_events
     if left:

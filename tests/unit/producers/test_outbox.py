@@ -12,7 +12,7 @@ from ingest import codec
 from ingest.events import EventEnvelope, MetricsLogged
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings
-from producers import ProducerSettings
+from producers import ProducerMetrics, ProducerSettings
 from producers.buffer import EventBuffer, RunIdentity
 from producers.outbox import Outbox
 
@@ -35,13 +35,16 @@ class ControlledPublisher:
         self.started = False
 
 
-async def test_a_record_kafka_fails_is_spooled_not_lost(tmp_path: Path) -> None:
+async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
+    tmp_path: Path,
+) -> None:
     settings = ProducerSettings(
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1", topic="t.events"),
         spool_dir=tmp_path / "spool",
     )
     buffer = EventBuffer(max_items=100, full_wait_s=0)
-    outbox = Outbox(settings, buffer)
+    metrics = ProducerMetrics()
+    outbox = Outbox(settings, buffer, metrics)
     publisher = ControlledPublisher()
     outbox.publisher = publisher  # type: ignore[assignment]
     outbox._ready = True
@@ -59,4 +62,11 @@ async def test_a_record_kafka_fails_is_spooled_not_lost(tmp_path: Path) -> None:
     event = codec.decode(record.value)
     assert isinstance(event, MetricsLogged)
     assert [(p.step, p.value) for p in event.metrics] == [(282, 0.5)]
+    registry = metrics.registry
+    assert registry.get_sample_value("matih_ingest_producer_spool_events") == 1
+    assert (
+        registry.get_sample_value("matih_ingest_producer_spool_bytes")
+        == outbox.spool.size_bytes
+        > 0
+    )
     outbox.spool.close()
