@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from faststream import FastStream
@@ -19,6 +21,8 @@ from consumers.sink.base import BaseSink
 from consumers.stats import WorkerStats
 from ingest.topics import ensure_topics, events_topic
 
+logger = logging.getLogger(__name__)
+
 
 def build_worker(
     settings: ConsumerSettings,
@@ -35,7 +39,8 @@ def build_worker(
     """
     broker = KafkaBroker(settings.kafka.bootstrap_servers, client_id=settings.client_id)
     dead_letters = DeadLetterQueue.for_settings(settings.kafka)
-    handler = BatchHandler(sink, settings, stats or WorkerStats(), dead_letters, metrics)
+    stats = stats or WorkerStats()
+    handler = BatchHandler(sink, settings, stats, dead_letters, metrics)
 
     @broker.subscriber(
         events_topic(settings.kafka),
@@ -62,6 +67,7 @@ def build_worker(
     @app.after_shutdown
     async def close_dead_letters() -> None:
         await dead_letters.stop()
+        logger.info("worker stopped: %s", stats.summary(time.process_time()))
 
     return app
 

@@ -22,6 +22,8 @@ from ingest.events import (
     RunEnded,
     TagsSet,
 )
+from ingest.ids import run_id_time_ms
+from ingest.layout import DESCRIPTION_TAG, RUN_NAME_TAG, USER_TAG
 from ingest.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
@@ -63,7 +65,7 @@ class RunWrites:
     sources: dict[str, tuple[EventEnvelope, RecordRef | None]] = field(default_factory=dict)
     """Per param key, the event that carried it (to reject just that event)."""
     rejections: list[Rejection] = field(default_factory=list)
-    events: list[tuple[EventEnvelope, RecordRef | None]] = field(default_factory=list)
+    events: list[tuple[Event, RecordRef | None]] = field(default_factory=list)
     _seen: set[tuple[str, int, int, float]] = field(default_factory=set)
 
     def add(self, event: Event, source: RecordRef | None) -> None:
@@ -85,6 +87,29 @@ class RunWrites:
             self.created = self.created or event
         elif isinstance(event, RunEnded):
             self.ended = self.ended or event
+
+    def reject_all(self, reason: str) -> list[Rejection]:
+        """Every event of this run in the batch, rejected for ``reason``."""
+        return [Rejection(reason, event, source) for event, source in self.events]
+
+    def start_time(self) -> int:
+        """When the run started: its creation event's time, else the time its UUIDv7 id
+        carries, else the time of its first event in this batch (Unix milliseconds)."""
+        if self.created is not None:
+            return self.created.start_time
+        first, _ = self.events[0]
+        return run_id_time_ms(self.run_id) or int(first.occurred_at.timestamp() * 1000)
+
+    def run_tags(self) -> dict[str, str]:
+        """The tags to write: the creation's (name, user, description, own tags) under the
+        batch's own, so that a run created by its metrics gets them when its creation
+        arrives, and a redelivered creation writes the same values again."""
+        if self.created is None:
+            return dict(self.tags)
+        tags = {**creation_tags(self.created), **self.tags}
+        if self.created.run_name is not None:
+            tags[RUN_NAME_TAG] = self.created.run_name
+        return tags
 
     def chunks(
         self,
@@ -110,14 +135,25 @@ class RunWrites:
                 self.params[key] = value
                 self.sources[key] = (event, source)
             elif first != value:
-                self.rejections.append(
-                    Rejection(
-                        f"param {key!r} was already logged with value {first!r}; params are"
-                        f" write-once, so the value {value!r} cannot be written",
-                        event,
-                        source,
-                    )
-                )
+                self.rejections.append(Rejection(param_conflict(key, first, value), event, source))
+
+
+def param_conflict(key: str, first: str, value: str) -> str:
+    """Why a param cannot take ``value``: MLflow params are write-once."""
+    return (
+        f"param {key!r} was already logged with value {first!r}; params are write-once,"
+        f" so the value {value!r} cannot be written"
+    )
+
+
+def creation_tags(created: RunCreated) -> dict[str, str]:
+    """The MLflow tags that carry a run's user, description and own tags."""
+    tags = dict(created.tags)
+    if created.user_id is not None:
+        tags[USER_TAG] = created.user_id
+    if created.description is not None:
+        tags[DESCRIPTION_TAG] = created.description
+    return tags
 
 
 def coalesce(events: list[tuple[Event, RecordRef | None]]) -> list[RunWrites]:

@@ -1,12 +1,14 @@
 """The batch handler: decode, write through the sink, dead-letter the poison, commit.
 
-Offsets are committed only after the sink took the write and every dead letter was
-acknowledged. A record that can never be written (not an event, a key tenant that
-differs from its envelope, too large, refused by MLflow) goes to the dead-letter
-topic with its reason; the rest of its batch is written. A retriable failure
-(store down, dead-letter topic unreachable) rewinds the batch and pauses its
-partitions for a capped exponential backoff: the consumer keeps polling, so it
-stays in its group however long the outage lasts, and other partitions go on.
+A fetched batch is written in chunks of at most ``max_batch_bytes``, each one write
+and one commit, so that a kill or a rebalance redoes under a second of work, never
+the backlog. Offsets are committed only after the sink took the chunk and every dead
+letter was acknowledged. A record that can never be written (not an event, a key
+tenant that differs from its envelope, too large, refused by MLflow) goes to the
+dead-letter topic with its reason; the rest is written. A retriable failure (store
+down, dead-letter topic unreachable) rewinds each partition to its first unwritten
+record and pauses it for a capped exponential backoff: the consumer keeps polling,
+so it stays in its group however long the outage lasts, and other partitions go on.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import TopicPartition
 
 from consumers.batch import RecordRef, Rejection
@@ -27,19 +30,17 @@ from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.stats import WorkerStats
 from ingest.errors import IngestError, InvalidEventError
-from ingest.events import Event
+from ingest.events import Event, MetricsLogged
 
 logger = logging.getLogger(__name__)
 
 
-class AckableBatch(Protocol):
-    """What the handler needs of FastStream's batch message."""
+class ConsumedBatch(Protocol):
+    """What the handler needs of FastStream's batch message: the records and the
+    aiokafka consumer that read them (to commit, seek and pause)."""
 
     raw_message: Any
     consumer: Any
-
-    async def ack(self) -> None: ...
-    async def nack(self) -> None: ...
 
 
 class BatchHandler:
@@ -68,13 +69,42 @@ class BatchHandler:
         self._metrics = metrics
         self._failures: dict[TopicPartition, int] = {}
 
-    async def __call__(self, message: AckableBatch) -> None:
+    async def __call__(self, message: ConsumedBatch) -> None:
         records: Sequence[Any] = message.raw_message
         if not isinstance(records, tuple | list):
             records = (records,)
+        consumer = message.consumer
+        for start, stop in _chunks(records, self._settings.max_batch_bytes):
+            # A rebalance may have taken partitions away since the fetch: their new owner
+            # reads them from the last commit, so they are not written here twice.
+            assigned = consumer.assignment()
+            chunk = [r for r in records[start:stop] if _partition(r) in assigned]
+            if not chunk:
+                continue
+            try:
+                await self._write(chunk)
+            except IngestError as exc:
+                if not exc.retriable:
+                    raise
+                rest = [r for r in records[start:] if _partition(r) in assigned]
+                self._retry_later(consumer, rest, exc)
+                return
+            if not await _commit(consumer, chunk):
+                return
+            for partition in _partitions(chunk):
+                self._failures.pop(partition, None)
+
+    async def _write(self, records: list[Any]) -> None:
+        """Decodes, writes and dead-letters one chunk of records.
+
+        Raises:
+            IngestError: the write or a dead letter failed; retriable ones leave nothing
+                half-committed (the chunk is redelivered whole).
+        """
         by_source = {RecordRef(r.topic, r.partition, r.offset): r for r in records}
         rejections: list[Rejection] = []
         added: list[Event] = []
+        decode_began = time.thread_time()
         for source, record in by_source.items():
             try:
                 event = decode_record(
@@ -85,22 +115,14 @@ class BatchHandler:
                 continue
             self._sink.add(event, source)
             added.append(event)
+        decode_cpu = time.thread_time() - decode_began
         undecodable = len(rejections)
         started = time.perf_counter()
-        try:
-            rejections += await self._sink.flush()
-            await self._dead_letter(rejections, by_source)
-        except IngestError as exc:
-            if not exc.retriable:
-                raise
-            await self._retry_later(message, records, exc)
-            return
-        await message.ack()
-        for partition in _partitions(records):
-            self._failures.pop(partition, None)
-        self._record(len(records), rejections)
+        rejections += await self._sink.flush()
+        await self._dead_letter(rejections, by_source)
+        elapsed = time.perf_counter() - started
+        self._record(len(records), added, rejections, decode_cpu, elapsed)
         if self._metrics is not None:
-            elapsed = time.perf_counter() - started
             self._metrics.batch_written(added, undecodable, rejections, elapsed)
 
     async def _dead_letter(
@@ -122,10 +144,13 @@ class BatchHandler:
         for source, why in reasons.items():
             await self._dead_letters.send(by_source[source], "; ".join(why), tenants[source])
 
-    async def _retry_later(
-        self, message: AckableBatch, records: Sequence[Any], exc: IngestError
-    ) -> None:
-        partitions = _partitions(records)
+    def _retry_later(self, consumer: Any, records: Sequence[Any], exc: IngestError) -> None:
+        """Rewinds each partition to its first unwritten record and pauses it for a
+        backoff that doubles per failed try, up to the maximum."""
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            first.setdefault(_partition(record), record.offset)
+        partitions = set(first)
         tries = max((self._failures.get(p, 0) for p in partitions), default=0) + 1
         for partition in partitions:
             self._failures[partition] = tries
@@ -142,15 +167,25 @@ class BatchHandler:
             delay,
             exc,
         )
-        await message.nack()  # rewinds each partition to the batch's first record
-        consumer = message.consumer
+        for partition, offset in first.items():
+            consumer.seek(partition, offset)
         consumer.pause(*partitions)
         asyncio.get_running_loop().call_later(delay, _resume, consumer, partitions)
 
-    def _record(self, consumed: int, rejections: list[Rejection]) -> None:
+    def _record(
+        self,
+        consumed: int,
+        added: list[Event],
+        rejections: list[Rejection],
+        decode_cpu_s: float,
+        write_s: float,
+    ) -> None:
         stats = self._stats
         stats.batches += 1
         stats.consumed += consumed
+        stats.points += sum(len(e.metrics) for e in added if isinstance(e, MetricsLogged))
+        stats.decode_cpu_s += decode_cpu_s
+        stats.write_s += write_s
         stats.rejected += len(rejections)
         for rejection in rejections:
             kind = getattr(rejection.event, "kind", "undecodable")
@@ -167,8 +202,43 @@ class BatchHandler:
             )
 
 
+def _partition(record: Any) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
 def _partitions(records: Iterable[Any]) -> set[TopicPartition]:
-    return {TopicPartition(r.topic, r.partition) for r in records}
+    return {_partition(r) for r in records}
+
+
+def _chunks(records: Sequence[Any], max_bytes: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ``[start, stop)`` slices of ``records`` of at most ``max_bytes`` of
+    values each (at least one record), so that a commit follows every few seconds of
+    work whatever a record carries."""
+    start, size = 0, 0
+    for index, record in enumerate(records):
+        value = len(record.value or b"")
+        if index > start and size + value > max_bytes:
+            yield start, index
+            start, size = index, 0
+        size += value
+    if start < len(records):
+        yield start, len(records)
+
+
+async def _commit(consumer: Any, records: Iterable[Any]) -> bool:
+    """Commits the offsets after ``records``, per partition; False when a rebalance took
+    the partitions away meanwhile (their new owner rewrites from the last commit, which
+    the idempotent writes make harmless), so the rest of the batch is left to it."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = _partition(record)
+        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as exc:
+        logger.info("partitions were reassigned during a write, leaving them: %s", exc)
+        return False
+    return True
 
 
 def _key_tenant(record: Any) -> str | None:

@@ -18,7 +18,13 @@ class ConsumerSettings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     client_id: str = "matih-ingest-worker"
-    max_records: int = Field(default=500, gt=0, description="Most records in one batch.")
+    max_records: int = Field(default=500, gt=0, description="Most records fetched at once.")
+    max_batch_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        gt=0,
+        description="Most bytes of records written in one transaction and committed together"
+        " (about 50,000 metric points, under a second of work): what a kill or a rebalance redoes.",
+    )
     batch_timeout_ms: int = Field(
         default=200, gt=0, description="How long a batch waits to fill before it is written."
     )

@@ -6,6 +6,8 @@ so that a run is found exactly where it was written.
 
 from __future__ import annotations
 
+from ingest.events import RunStatus
+
 TENANT_TAG = "matih.tenant_id"
 """On experiments and runs: the tenant that owns them."""
 RUN_ID_TAG = "matih.run_id"
@@ -15,6 +17,14 @@ EXPERIMENT_NAME_TAG = "matih.experiment_name"
 RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 DESCRIPTION_TAG = "mlflow.note.content"
+
+MLFLOW_STATUS = {
+    RunStatus.RUNNING: "RUNNING",
+    RunStatus.FINISHED: "FINISHED",
+    RunStatus.FAILED: "FAILED",
+    RunStatus.KILLED: "KILLED",
+}
+"""A run status as MLflow stores it."""
 
 _SEPARATOR = "/"
 

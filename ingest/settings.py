@@ -24,6 +24,16 @@ class KeyStrategy(StrEnum):
     """Per run: spreads a hot tenant over partitions; each run stays ordered."""
 
 
+class WritePath(StrEnum):
+    """How a worker writes to MLflow."""
+
+    AUTO = "auto"
+    """Set-based SQL straight into MLflow's schema on a sqlite or PostgreSQL store whose
+    schema revision the worker was tested against; MLflow's store API otherwise."""
+    API = "api"
+    """Always through MLflow's store API (one ORM write per item)."""
+
+
 class KafkaSettings(BaseSettings):
     """Where the events topic is and how it is laid out (env prefix ``MATIH_KAFKA_``)."""
 
@@ -52,6 +62,9 @@ class MlflowSettings(BaseSettings):
     artifact_root: str = Field(
         default=str(DEFAULT_DATA_DIR / "mlflow" / "artifacts"),
         description="Where experiments created here keep artifacts.",
+    )
+    write_path: WritePath = Field(
+        default=WritePath.AUTO, description="auto: bulk SQL where the store allows; api: never."
     )
 
 

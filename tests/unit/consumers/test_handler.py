@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import pytest
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
 from consumers import BatchHandler, ConsumerSettings, ListSink, WorkerStats
@@ -31,6 +32,14 @@ class Record:
 class Consumer:
     def __init__(self) -> None:
         self.paused: set[TopicPartition] = set()
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.seeks: dict[TopicPartition, int] = {}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(offsets)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks[partition] = offset
 
     def pause(self, *partitions: TopicPartition) -> None:
         self.paused.update(partitions)
@@ -46,14 +55,6 @@ class Consumer:
 class Message:
     raw_message: tuple[Record, ...]
     consumer: Consumer = field(default_factory=Consumer)
-    acked: int = 0
-    nacked: int = 0
-
-    async def ack(self) -> None:
-        self.acked += 1
-
-    async def nack(self) -> None:
-        self.nacked += 1
 
 
 def params_record(
@@ -74,7 +75,7 @@ async def test_undecodable_records_are_counted_and_the_rest_is_written(
     message = Message((params_record(0), Record(b"{not json", offset=1), params_record(2)))
     await BatchHandler(sink, settings(), stats)(message)
     assert [e.params["p"] for e in sink.events] == ["0", "2"]  # type: ignore[union-attr]
-    assert message.acked == 1
+    assert message.consumer.commits == [{TopicPartition("events", 0): 3}]
     assert (stats.consumed, stats.rejected, stats.rejected_by_kind["undecodable"]) == (3, 1, 1)
     assert "at events[0]@1: value: Invalid JSON" in caplog.text
 
@@ -109,13 +110,18 @@ class FailingSink(ListSink):
 
 
 async def test_a_retriable_failure_rewinds_and_pauses_its_partitions_for_a_backoff() -> None:
-    """Nothing is committed; the batch's partitions pause (the consumer keeps polling the
-    others and stays in its group) and resume after the backoff, which doubles per try."""
+    """Nothing is committed; each partition is rewound to its first unwritten record and
+    paused (the consumer keeps polling the others and stays in its group), and resumes
+    after the backoff, which doubles per try."""
     sink, stats = FailingSink(failures=2), WorkerStats()
     handler = BatchHandler(sink, settings(), stats)
     message = Message((params_record(0), Record(b"{}", partition=3, offset=9)))
     await handler(message)
-    assert (message.acked, message.nacked, stats.retries) == (0, 1, 1)
+    assert (message.consumer.commits, stats.retries) == ([], 1)
+    assert message.consumer.seeks == {
+        TopicPartition("events", 0): 0,
+        TopicPartition("events", 3): 9,
+    }
     assert message.consumer.paused == {TopicPartition("events", 0), TopicPartition("events", 3)}
     await asyncio.sleep(0.01)
     assert message.consumer.paused == set()
@@ -123,7 +129,9 @@ async def test_a_retriable_failure_rewinds_and_pauses_its_partitions_for_a_backo
     assert handler._failures == {TopicPartition("events", 0): 2, TopicPartition("events", 3): 2}
     await asyncio.sleep(0.01)
     await handler(message)
-    assert (message.acked, message.nacked) == (1, 2)
+    assert message.consumer.commits == [
+        {TopicPartition("events", 0): 1, TopicPartition("events", 3): 10}
+    ]
     assert handler._failures == {}
     assert len(sink.events) == 1
 
@@ -135,3 +143,73 @@ async def test_a_non_retriable_sink_error_propagates() -> None:
 
     with pytest.raises(ValueError, match="bug"):
         await BatchHandler(BrokenSink(), settings(), WorkerStats())(Message((params_record(0),)))
+
+
+def chunked(max_batch_bytes: int) -> ConsumerSettings:
+    return ConsumerSettings(max_batch_bytes=max_batch_bytes, retry_backoff_s=0.001)
+
+
+async def test_a_batch_is_written_and_committed_in_chunks_bounded_in_bytes() -> None:
+    """However much one fetch returns, each write carries at most max_batch_bytes of
+    records and is committed before the next begins: a kill redoes one chunk at most."""
+    records = tuple(params_record(offset) for offset in range(5))
+    size = len(records[0].value or b"")
+    sink, stats = ListSink(), WorkerStats()
+    message = Message(records)
+    await BatchHandler(sink, chunked(2 * size), stats)(message)
+    assert [len(batch) for batch in sink.batches] == [2, 2, 1]
+    assert message.consumer.commits == [
+        {TopicPartition("events", 0): 2},
+        {TopicPartition("events", 0): 4},
+        {TopicPartition("events", 0): 5},
+    ]
+    assert (stats.batches, stats.consumed) == (3, 5)
+
+
+async def test_a_failure_mid_batch_keeps_what_was_committed_and_rewinds_to_the_rest() -> None:
+    class FailingSecondFlush(ListSink):
+        flushes = 0
+
+        async def flush(self) -> list[Rejection]:
+            self.flushes += 1
+            if self.flushes == 2:
+                self._held.clear()
+                raise SinkUnavailableError("store is down")
+            return await super().flush()
+
+    records = tuple(params_record(offset) for offset in range(4))
+    size = len(records[0].value or b"")
+    message = Message(records)
+    sink = FailingSecondFlush()
+    await BatchHandler(sink, chunked(2 * size), WorkerStats())(message)
+    assert message.consumer.commits == [{TopicPartition("events", 0): 2}]
+    assert message.consumer.seeks == {TopicPartition("events", 0): 2}
+    assert message.consumer.paused == {TopicPartition("events", 0)}
+    assert [e.params["p"] for e in sink.events] == ["0", "1"]  # type: ignore[union-attr]
+
+
+async def test_records_of_partitions_revoked_meanwhile_are_left_to_their_new_owner() -> None:
+    class Revoked(Consumer):
+        def assignment(self) -> set[TopicPartition]:
+            return {TopicPartition("events", 0)}
+
+    mine, theirs = params_record(0), Record(params_record(1).value, partition=1, offset=7)
+    message = Message((mine, theirs), consumer=Revoked())
+    sink = ListSink()
+    await BatchHandler(sink, settings(), WorkerStats())(message)
+    assert [e.params["p"] for e in sink.events] == ["0"]  # type: ignore[union-attr]
+    assert message.consumer.commits == [{TopicPartition("events", 0): 1}]
+
+
+async def test_a_commit_refused_after_a_rebalance_leaves_the_rest_to_the_new_owner() -> None:
+    class Rebalanced(Consumer):
+        async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+            raise CommitFailedError("the group rebalanced")
+
+    records = tuple(params_record(offset) for offset in range(4))
+    size = len(records[0].value or b"")
+    sink = ListSink()
+    await BatchHandler(sink, chunked(2 * size), WorkerStats())(
+        Message(records, consumer=Rebalanced())
+    )
+    assert [e.params["p"] for e in sink.events] == ["0", "1"]  # type: ignore[union-attr]
