@@ -3,7 +3,9 @@
 The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set; else the project's own local broker
 (deploy/kafka, started fresh on ``MATIH_TEST_KAFKA_PORT``, default 19092, and stopped
 after the session); else a testcontainers Kafka where a Docker engine runs.
-Each test gets its own topic, consumer group and sqlite MLflow store.
+Each test gets its own topic, consumer group and sqlite MLflow store. PostgreSQL
+(deploy/postgres, on ``MATIH_TEST_PG_PORT``, default 55432) is started for the tests
+that ask for it, with a fresh database per test.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, WorkerStats
@@ -26,6 +29,7 @@ from tests.integration.support import WorkerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
 
 
 @pytest.fixture(scope="session")
@@ -70,13 +74,62 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def mlflow_settings(tmp_path: Path, mlflow_template: Path) -> MlflowSettings:
-    """A fresh sqlite MLflow store of this test's own (a copy of the empty template)."""
-    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+def new_sqlite_store(tmp_path: Path, mlflow_template: Path) -> Callable[[str], str]:
+    """Makes fresh sqlite MLflow stores of this test's own (copies of the empty template):
+    ``new_sqlite_store(name)`` returns the new store's tracking URI."""
+
+    def create(name: str) -> str:
+        path = tmp_path / f"{name}.db"
+        shutil.copy(mlflow_template, path)
+        return f"sqlite:///{path}"
+
+    return create
+
+
+@pytest.fixture
+def mlflow_settings(tmp_path: Path, new_sqlite_store: Callable[[str], str]) -> MlflowSettings:
+    """A fresh sqlite MLflow store of this test's own."""
     return MlflowSettings(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        artifact_root=str(tmp_path / "artifacts"),
+        tracking_uri=new_sqlite_store("mlflow"), artifact_root=str(tmp_path / "artifacts")
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a running PostgreSQL server (started from deploy/postgres)."""
+    env = {**os.environ, "PG_PORT": os.environ.get("MATIH_TEST_PG_PORT", "55432")}
+    subprocess.run([str(POSTGRES_SCRIPT), "start"], check=True, env=env)
+    url = subprocess.run(
+        [str(POSTGRES_SCRIPT), "url"], check=True, env=env, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+        yield url.rsplit("/", 1)[0]
+    finally:
+        subprocess.run([str(POSTGRES_SCRIPT), "stop"], check=False, env=env)
+
+
+@pytest.fixture
+def new_postgres_store(postgres_server: str) -> Callable[[str], str]:
+    """Makes fresh PostgreSQL databases of this test's own: ``new_postgres_store(name)``
+    returns the new database's tracking URI (MLflow creates its tables on first use)."""
+
+    def create(name: str) -> str:
+        database = f"mlflow_{name}_{uuid.uuid4().hex[:10]}"
+        engine = sqlalchemy.create_engine(
+            f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f'create database "{database}"'))
+        engine.dispose()
+        return f"{postgres_server}/{database}"
+
+    return create
+
+
+@pytest.fixture
+def postgres_uri(new_postgres_store: Callable[[str], str]) -> str:
+    """A PostgreSQL database of this test's own."""
+    return new_postgres_store("test")
 
 
 @pytest.fixture

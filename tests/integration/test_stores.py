@@ -4,14 +4,10 @@ default, covered everywhere else)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, WorkerStats
@@ -21,34 +17,6 @@ from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.support import MlflowServer, WorkerThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The URL of a running PostgreSQL server (started from deploy/postgres)."""
-    env = {**os.environ, "PG_PORT": os.environ.get("MATIH_TEST_PG_PORT", "55432")}
-    subprocess.run([str(POSTGRES_SCRIPT), "start"], check=True, env=env)
-    url = subprocess.run(
-        [str(POSTGRES_SCRIPT), "url"], check=True, env=env, capture_output=True, text=True
-    ).stdout.strip()
-    try:
-        yield url.rsplit("/", 1)[0]
-    finally:
-        subprocess.run([str(POSTGRES_SCRIPT), "stop"], check=False, env=env)
-
-
-@pytest.fixture
-def postgres_uri(postgres_server: str) -> str:
-    """A database of this test's own."""
-    name = f"mlflow_{uuid.uuid4().hex[:10]}"
-    engine = sqlalchemy.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sqlalchemy.text(f'create database "{name}"'))
-    engine.dispose()
-    return f"{postgres_server}/{name}"
 
 
 @pytest.fixture
