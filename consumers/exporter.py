@@ -18,6 +18,7 @@ from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
 from ingest.errors import KafkaUnavailableError
 from ingest.exposition import MetricsServer, serve_metrics
+from ingest.topics import events_topic
 
 __all__ = ["MetricsExporter", "attach_metrics"]
 
@@ -71,7 +72,9 @@ class MetricsExporter:
             monitor = LagMonitor(kafka)
             try:
                 await monitor.start()
-                watcher = LagWatcher(monitor, kafka.consumer_group)
+                # The events topic is named so that records the group has not committed
+                # yet (its first batch, or no worker up) count as lag from the start.
+                watcher = LagWatcher(monitor, kafka.consumer_group, topics=[events_topic(kafka)])
                 await watcher.watch(interval, self.metrics.observe_lag, self._stop)
             except KafkaUnavailableError as exc:
                 logger.warning("no lag for /metrics yet: %s", exc)

@@ -1,13 +1,23 @@
 """Consumer lag: how far a group is behind, in records and in seconds, per partition and tenant.
 
-The offsets are the ones ``kafka-consumer-groups --describe`` shows: the group's
-committed offset (OffsetFetch) against the log-end offset (ListOffsets, latest),
-and the lag is their difference; a partition without a commit has no lag figure,
-as in Kafka's tool.
+Where the group has committed, the offsets are the ones ``kafka-consumer-groups
+--describe`` shows: the committed offset (OffsetFetch) against the log-end offset
+(ListOffsets, latest), and the lag is their difference.
+
+Where it has committed nothing, Kafka's tool prints no lag ("-"); here the lag
+counts from the log start (ListOffsets, earliest), because that is where the
+group's first read begins: every group of this project consumes with
+``auto_offset_reset="earliest"``. Otherwise a group that has not committed yet (a
+worker busy with its first batch, or no worker at all) would look caught up while
+every record of the partition waits. Every partition of the group's topics is
+counted, also those it neither holds nor has committed to: the topics are the ones
+it has committed to or holds, and those the caller names (the events topic, for the
+workers' group), so a group that never committed anything is still measured.
 
 Lag in seconds is the age of the oldest unconsumed record: now minus the timestamp
-of the record at the committed offset (kminion's and Burrow's "how old is what is
-waiting", read exactly rather than interpolated as kafka-lag-exporter does).
+of the record where the group's next read begins (kminion's and Burrow's "how old
+is what is waiting", read exactly rather than interpolated as kafka-lag-exporter
+does).
 
 With the record key = tenant, one partition carries several tenants; the roll-up
 per tenant reads the unconsumed records' keys, at most ``scan_cap`` records per
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +59,24 @@ class PartitionLag:
     """The member id holding the partition, None when no live member does."""
     oldest_timestamp_ms: int | None = None
     """Timestamp of the oldest unconsumed record; None when nothing waits."""
+    log_start: int = 0
+    """The first offset the partition still holds (moves up as retention deletes)."""
 
     @property
-    def lag(self) -> int | None:
-        """Records not yet consumed; None without a committed offset."""
-        return None if self.committed is None else max(self.log_end - self.committed, 0)
+    def position(self) -> int:
+        """Where the group's next read begins: the committed offset, or without one the
+        log start (``auto_offset_reset="earliest"``)."""
+        return self.log_start if self.committed is None else self.committed
+
+    @property
+    def from_log_start(self) -> bool:
+        """True when the lag is counted from the log start: the group committed nothing."""
+        return self.committed is None
+
+    @property
+    def lag(self) -> int:
+        """Records not yet consumed: from the committed offset, or from the log start."""
+        return max(self.log_end - self.position, 0)
 
     def lag_seconds(self, now_ms: int) -> float:
         """Age of the oldest unconsumed record, in seconds; 0 when nothing waits."""
@@ -89,8 +113,13 @@ class GroupLag:
 
     @property
     def total_lag(self) -> int:
-        """Unconsumed records over every partition with a commit."""
-        return sum(p.lag or 0 for p in self.partitions)
+        """Unconsumed records over every partition, committed to or not."""
+        return sum(p.lag for p in self.partitions)
+
+    @property
+    def uncommitted(self) -> int:
+        """Partitions on which the group has committed nothing (counted from the log start)."""
+        return sum(p.from_log_start for p in self.partitions)
 
     @property
     def max_lag_seconds(self) -> float:
@@ -144,38 +173,64 @@ class LagMonitor:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def sample(self, group: str) -> GroupLag:
-        """The lag of ``group`` now, on every partition it has committed to or holds.
+    async def sample(self, group: str, topics: Iterable[str] = ()) -> GroupLag:
+        """The lag of ``group`` now, on every partition of its topics.
+
+        Args:
+            group: the consumer group.
+            topics: topics the group consumes, counted even where it has committed
+                nothing and holds nothing (the events topic, for the workers' group).
+                Topics it has committed to or holds are always counted.
 
         Raises:
             KafkaUnavailableError: Kafka did not answer within the request timeout.
         """
-        committed = await self._call(self._admin.list_consumer_group_offsets(group), group)
+        offsets = await self._call(self._admin.list_consumer_group_offsets(group), group)
+        committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
         state, owners = await self._members(group)
-        tps = sorted(set(committed) | set(owners))
+        known = {tp.topic for tp in (*committed, *owners)}
+        tps = sorted(
+            set(committed) | set(owners) | await self._partitions(known | set(topics), group)
+        )
+        starts: dict[TopicPartition, int] = (
+            await self._call(self._reader.beginning_offsets(tps), group) if tps else {}
+        )
         ends: dict[TopicPartition, int] = (
             await self._call(self._reader.end_offsets(tps), group) if tps else {}
         )
         now_ms = time.time_ns() // 1_000_000
-        waiting = {
-            tp: (committed[tp].offset, ends[tp])
-            for tp in tps
-            if tp in committed and committed[tp].offset >= 0 and ends[tp] > committed[tp].offset
-        }
+        # Where the group's next read begins: its commit, else the log start (earliest).
+        positions = {tp: committed.get(tp, starts[tp]) for tp in tps}
+        waiting = {tp: (positions[tp], ends[tp]) for tp in tps if ends[tp] > positions[tp]}
         oldest, tenants, capped = await self._scan(waiting) if waiting else ({}, [], False)
         partitions = [
             PartitionLag(
                 tp.topic,
                 tp.partition,
-                committed[tp].offset if tp in committed and committed[tp].offset >= 0 else None,
+                committed.get(tp),
                 ends[tp],
                 owners.get(tp),
                 oldest.get(tp),
+                starts[tp],
             )
             for tp in tps
         ]
         members = len(set(owners.values()))
         return GroupLag(group, state, members, now_ms, partitions, tenants, capped)
+
+    async def _partitions(self, topics: set[str], group: str) -> set[TopicPartition]:
+        """Every partition of ``topics`` that exists; a missing topic has none."""
+        if not topics:
+            return set()
+        # All topics' metadata, not the named ones': a metadata request that names a
+        # topic asks the broker to create it, and looking must never create anything.
+        described = await self._call(self._admin.describe_topics(), group)
+        return {
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if t["topic"] in topics and not t["error_code"]
+            for p in t["partitions"]
+        }
 
     async def _members(self, group: str) -> tuple[str, dict[TopicPartition, str]]:
         """The group's state and, per partition, the member holding it."""

@@ -28,6 +28,13 @@ reads), which shows neither commit times nor re-commits of the same offset. So:
   rule 3 to hold for at least ``stop_after_s``. A partition that does not move while
   a live member holds it (a worker retrying a store that is down) is STALL.
 * rules 3 to 5 need at least two samples; one sample judges only rule 1.
+* a partition where the group has committed nothing (Burrow never sees one: it
+  reads commits) is judged from the log start, where ``auto_offset_reset=earliest``
+  begins, and "committed" stays "nothing" however retention moves the log start.
+  While its records wait it is never OK: rule 1 does not apply (a zero lag then
+  meant an empty partition, not a consumer keeping up), a single sample is WARN,
+  and so is "OK otherwise". With two samples or more it is STOP (nobody holds it)
+  or STALL (a member holds it but has committed nothing yet).
 """
 
 from __future__ import annotations
@@ -68,15 +75,28 @@ class PartitionSample:
 
     at: float
     """When the sample was taken, seconds (any monotonic-enough clock)."""
-    committed: int
+    committed: int | None
+    """The group's committed offset; None when it has committed nothing here."""
     log_end: int
     owned: bool
     """Whether a live member of the group held the partition."""
+    log_start: int = 0
+    """The partition's first offset: where the group begins while it has no commit."""
+
+    @property
+    def position(self) -> int:
+        """Where the group's next read begins: its commit, else the log start."""
+        return self.log_start if self.committed is None else self.committed
 
     @property
     def lag(self) -> int:
         """Records the group has yet to consume here."""
-        return max(self.log_end - self.committed, 0)
+        return max(self.log_end - self.position, 0)
+
+    @property
+    def waiting_uncommitted(self) -> bool:
+        """Records wait and the group has committed nothing: no sign it ever read here."""
+        return self.committed is None and self.lag > 0
 
 
 @dataclass(frozen=True)
@@ -99,19 +119,22 @@ def evaluate_partition(  # noqa: PLR0911 - one return per rule, in Burrow's orde
     rules = rules or StatusRules()
     if not samples:
         return LagStatus.OK
-    if any(sample.lag == 0 for sample in samples):
+    # Never OK while records wait and nothing is committed (see the module doc).
+    unproven = samples[-1].waiting_uncommitted
+    if not unproven and any(sample.lag == 0 for sample in samples):
         return LagStatus.OK
-    if any(later.committed < earlier.committed for earlier, later in _pairs(samples)):
+    if any(later.position < earlier.position for earlier, later in _pairs(samples)):
         return LagStatus.REWIND
     if len(samples) < 2:
-        return LagStatus.OK
+        return LagStatus.WARN if unproven else LagStatus.OK
     if _stopped(samples, rules):
         return LagStatus.STOP
+    # Commits, not positions: a log start moved by retention is no progress.
     if all(sample.committed == samples[0].committed for sample in samples):
         return LagStatus.STALL
     if all(later.lag >= earlier.lag for earlier, later in _pairs(samples)):
         return LagStatus.WARN
-    return LagStatus.OK
+    return LagStatus.WARN if unproven else LagStatus.OK
 
 
 def evaluate_group(statuses: Iterable[LagStatus]) -> LagStatus:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from consumers.lag import GroupLag, LagMonitor
@@ -48,18 +48,27 @@ class LagWatcher:
         monitor: a started :class:`LagMonitor`.
         group: the consumer group.
         rules: window length and STOP threshold.
+        topics: topics the group consumes, measured even before it commits or holds any
+            of their partitions (the events topic, for the workers' group).
     """
 
-    def __init__(self, monitor: LagMonitor, group: str, rules: StatusRules | None = None) -> None:
+    def __init__(
+        self,
+        monitor: LagMonitor,
+        group: str,
+        rules: StatusRules | None = None,
+        topics: Iterable[str] = (),
+    ) -> None:
         self._monitor = monitor
         self.group = group
+        self.topics = tuple(topics)
         self._window = StatusWindow(rules or StatusRules())
         self._tenants: set[str] = set()
 
     async def sample(self) -> LagReport:
         """Takes one sample and judges the window; ERR with the reason if Kafka did not answer."""
         try:
-            lag = await self._monitor.sample(self.group)
+            lag = await self._monitor.sample(self.group, self.topics)
         except KafkaUnavailableError as exc:
             empty = GroupLag(self.group, "Unknown", 0, time.time_ns() // 1_000_000, [])
             return LagReport(empty, {}, LagStatus.ERR, 0, str(exc), frozenset(self._tenants))
@@ -67,9 +76,9 @@ class LagWatcher:
         statuses: dict[tuple[str, int], LagStatus] = {}
         depth = 0
         for p in lag.partitions:
-            if p.committed is not None:
-                sample = PartitionSample(now, p.committed, p.log_end, owned=p.owner is not None)
-                self._window.add(p.topic, p.partition, sample)
+            owned = p.owner is not None
+            sample = PartitionSample(now, p.committed, p.log_end, owned, p.log_start)
+            self._window.add(p.topic, p.partition, sample)
             statuses[(p.topic, p.partition)] = self._window.status(p.topic, p.partition)
             depth = max(depth, len(self._window.samples(p.topic, p.partition)))
         self._tenants.update(t.tenant for t in lag.tenants)

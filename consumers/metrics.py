@@ -73,7 +73,7 @@ class WorkerMetrics:
         where = ["group", "topic", "partition"]
         self.lag_offsets = Gauge(
             "matih_ingest_consumer_lag_offsets",
-            "Records not yet committed, per partition.",
+            "Records not yet committed, per partition (from the log start without a commit).",
             where,
             registry=r,
         )
@@ -143,8 +143,8 @@ class WorkerMetrics:
         now = report.lag.sampled_at_ms
         for p in report.lag.partitions:
             labels = {"group": group, "topic": p.topic, "partition": str(p.partition)}
-            if p.lag is not None:
-                self.lag_offsets.labels(**labels).set(p.lag)
+            # Counted from the log start where the group has committed nothing yet.
+            self.lag_offsets.labels(**labels).set(p.lag)
             self.lag_seconds.labels(**labels).set(p.lag_seconds(now))
         for tenant in report.tenants_seen:
             self.tenant_lag_offsets.labels(group=group, tenant=tenant).set(0)

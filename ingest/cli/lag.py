@@ -3,7 +3,9 @@
 Per group, topic and partition: committed offset, log-end offset, lag in records
 and in seconds (the age of the oldest unconsumed event), the member holding the
 partition, and a status judged over a window of samples by Burrow's rules (see
-``consumers.lag_status``); then a roll-up per tenant.
+``consumers.lag_status``); then a roll-up per tenant. Where a group has committed
+nothing, its lag counts from the log start, where its first read begins (see
+``consumers.lag``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from consumers.lag_watch import LagReport, LagWatcher
 from ingest.cli.options import BootstrapOption, VerboseOption, configure_logging, kafka_settings
 from ingest.errors import IngestError
 from ingest.settings import KafkaSettings
+from ingest.topics import events_topic
 
 console = Console()
 _STYLE = {"OK": "green", "WARN": "yellow"}
+_FROM_START = "*"
 
 
 def lag(
@@ -47,23 +51,38 @@ def lag(
     scan_cap: Annotated[
         int, typer.Option(min=1, help="Most unconsumed records read per partition for tenants.")
     ] = 10_000,
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic",
+            help="Topic the groups consume, counted even where they committed nothing;"
+            " MATIH_KAFKA_TOPIC. Default: the events topic, for the workers' group.",
+        ),
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Show consumer lag per group, partition and tenant, with Burrow-style statuses.
 
     Exits 1 when a group is ERR (STOP, STALL or REWIND somewhere, or Kafka unreadable),
-    so it can gate a script; with --watch it runs until Ctrl-C.
+    so it can gate a script; with --watch it runs until Ctrl-C. A group that has
+    committed nothing is counted from the log start, where its first read begins.
     """
     configure_logging(verbose)
-    kafka = kafka_settings(bootstrap_servers, None, None)
+    kafka = kafka_settings(bootstrap_servers, topic, None)
     names = groups or [kafka.consumer_group]
+    # Other groups (--group) are measured on the topics they committed to or hold,
+    # unless --topic names theirs.
+    topics = {
+        group: [events_topic(kafka)] if topic or group == kafka.consumer_group else []
+        for group in names
+    }
     rules = StatusRules(window=window, stop_after_s=stop_after)
     try:
         worst = asyncio.run(
             _run(
                 kafka=kafka,
-                groups=names,
+                topics=topics,
                 rules=rules,
                 scan_cap=scan_cap,
                 watch=watch,
@@ -84,7 +103,7 @@ def lag(
 async def _run(
     *,
     kafka: KafkaSettings,
-    groups: list[str],
+    topics: dict[str, list[str]],
     rules: StatusRules,
     scan_cap: int,
     watch: bool,
@@ -93,7 +112,7 @@ async def _run(
     samples: int,
 ) -> str:
     async with LagMonitor(kafka, scan_cap=scan_cap) as monitor:
-        watchers = [LagWatcher(monitor, group, rules) for group in groups]
+        watchers = [LagWatcher(monitor, group, rules, named) for group, named in topics.items()]
         reports = await _sample_all(watchers, samples, interval)
         if not watch:
             _emit(reports, as_json)
@@ -145,13 +164,16 @@ def report_json(report: LagReport) -> dict[str, Any]:
         "sampled_at_ms": now,
         "total_lag": lag.total_lag,
         "max_lag_seconds": lag.max_lag_seconds,
+        "uncommitted_partitions": lag.uncommitted,
         "partitions": [
             {
                 "topic": p.topic,
                 "partition": p.partition,
                 "committed": p.committed,
+                "log_start": p.log_start,
                 "log_end": p.log_end,
                 "lag": p.lag,
+                "from_log_start": p.from_log_start,
                 "lag_seconds": p.lag_seconds(now),
                 "owner": p.owner,
                 "status": report.statuses[(p.topic, p.partition)].value,
@@ -177,6 +199,8 @@ def _render(reports: list[LagReport]) -> Group:
             f" [{style}]{report.status.value}[/], lag {lag.total_lag} events,"
             f" oldest {lag.max_lag_seconds:.1f} s, {report.samples} samples"
         )
+        if lag.uncommitted:
+            title += f", nothing committed on {lag.uncommitted} of {len(lag.partitions)} partitions"
         if report.error:
             title += f"\n[red]{report.error}[/]"
         table = Table(
@@ -190,6 +214,13 @@ def _render(reports: list[LagReport]) -> Group:
             "status",
             title=title,
             title_justify="left",
+            caption=(
+                f"{_FROM_START} nothing committed: counted from the log start, where the"
+                " group's first read begins"
+                if any(p.from_log_start and p.lag for p in lag.partitions)
+                else None
+            ),
+            caption_justify="left",
         )
         for p in lag.partitions:
             status = report.statuses[(p.topic, p.partition)].value
@@ -198,7 +229,7 @@ def _render(reports: list[LagReport]) -> Group:
                 str(p.partition),
                 _dash(p.committed),
                 str(p.log_end),
-                _dash(p.lag),
+                f"{p.lag}{_FROM_START}" if p.from_log_start and p.lag else str(p.lag),
                 f"{p.lag_seconds(now):.1f}",
                 (p.owner or "-")[:24],
                 f"[{_STYLE.get(status, 'red')}]{status}[/]",

@@ -87,6 +87,66 @@ def test_one_sample_with_lag_cannot_judge_more_than_rule_one() -> None:
     assert evaluate_partition(window((0, 10, 20), owned=False)) is LagStatus.OK
 
 
+def uncommitted(*rows: tuple[float, int, int], owned: bool = False) -> list[PartitionSample]:
+    """Samples of a partition the group has committed nothing on, from (time, log_start,
+    log_end) rows."""
+    return [PartitionSample(at, None, end, owned, start) for at, start, end in rows]
+
+
+def test_without_a_commit_the_lag_counts_from_the_log_start() -> None:
+    (sample,) = uncommitted((0, 40, 172))
+    assert sample.position == 40
+    assert sample.lag == 132
+
+
+def test_one_sample_with_records_waiting_and_nothing_committed_is_warn_not_ok() -> None:
+    """The reported bug: a group that has committed nothing is not caught up."""
+    assert evaluate_partition(uncommitted((0, 0, 172))) is LagStatus.WARN
+    assert evaluate_partition(uncommitted((0, 0, 172), owned=True)) is LagStatus.WARN
+
+
+def test_nothing_committed_and_nobody_holding_the_partition_is_stop() -> None:
+    samples = uncommitted((0, 0, 172), (1, 0, 172), (2, 0, 180))
+    assert evaluate_partition(samples) is LagStatus.STOP
+
+
+def test_nothing_committed_while_a_member_holds_the_partition_is_stall() -> None:
+    """A worker on its first batch for the whole window: no progress is visible."""
+    samples = uncommitted((0, 0, 172), (1, 0, 172), (2, 0, 172), owned=True)
+    assert evaluate_partition(samples) is LagStatus.STALL
+
+
+def test_an_empty_partition_earlier_in_the_window_does_not_make_it_ok() -> None:
+    """Rule 1 needs a consumer that was caught up; without a commit a zero lag only meant
+    an empty partition."""
+    samples = uncommitted((0, 0, 0), (1, 0, 172), (2, 0, 172))
+    assert evaluate_partition(samples) is LagStatus.STOP
+
+
+def test_retention_moving_the_log_start_is_not_progress() -> None:
+    """The log start moves and the lag falls, but the group commits nothing: never OK."""
+    samples = uncommitted((0, 0, 172), (1, 50, 172), (2, 100, 172), owned=True)
+    assert evaluate_partition(samples) is LagStatus.STALL
+
+
+def test_an_empty_partition_without_a_commit_is_ok() -> None:
+    assert evaluate_partition(uncommitted((0, 7, 7), (1, 7, 7))) is LagStatus.OK
+
+
+def test_a_first_commit_is_progress() -> None:
+    samples = [*uncommitted((0, 0, 172), (1, 0, 172), owned=True)]
+    samples.append(PartitionSample(2, 172, 172, True))
+    assert evaluate_partition(samples) is LagStatus.OK
+    samples[-1] = PartitionSample(2, 100, 172, True)
+    assert evaluate_partition(samples) is LagStatus.OK
+
+
+def test_a_commit_lost_below_it_is_rewind() -> None:
+    """Offsets gone (expired or deleted): the group will read again from the log start."""
+    samples = [PartitionSample(0, 100, 172, False), PartitionSample(1, None, 172, False, 0)]
+    assert evaluate_partition(samples) is LagStatus.REWIND
+
+
 @pytest.mark.parametrize(
     ("statuses", "expected"),
     [
