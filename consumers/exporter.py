@@ -17,7 +17,7 @@ from consumers.lag_watch import LagWatcher
 from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
 from ingest.errors import KafkaUnavailableError
-from ingest.exposition import MetricsServer, serve_metrics
+from ingest.telemetry import MetricsServer, serve_metrics
 from ingest.topics import events_topic
 
 __all__ = ["MetricsExporter", "attach_metrics"]

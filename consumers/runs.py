@@ -16,7 +16,7 @@ from consumers.batch import RunWrites, creation_tags
 from consumers.experiments import TenantExperiments
 from ingest.errors import InvalidEventError
 from ingest.layout import RUN_ID_TAG, TENANT_TAG
-from ingest.reader import RunReader
+from ingest.tracking.reader import RunReader
 
 
 @dataclass

@@ -1,7 +1,11 @@
-"""The contract producers and consumers share, the MLflow read side, and the product's faces."""
+"""The contract producers and consumers share: events, wire codec, ids, topics, settings, errors.
+
+Importing it loads pydantic and the standard library only. What talks to something
+lives in a module named for it: ``ingest.tracking`` (MLflow reads, read-your-writes),
+``ingest.telemetry`` (Prometheus), and the faces ``ingest.api`` and ``ingest.cli``.
+"""
 
 from ingest.codec import decode, encode
-from ingest.consistency import Position, wait_committed
 from ingest.errors import IngestError, InvalidEventError, KafkaUnavailableError
 from ingest.events import (
     Event,
@@ -15,11 +19,9 @@ from ingest.events import (
     RunStatus,
     TagsSet,
 )
-from ingest.exposition import MetricsServer, metrics_asgi_app, serve_metrics
 from ingest.ids import new_run_id
-from ingest.reader import MetricHistoryPoint, RunReader
 from ingest.settings import KafkaSettings, KeyStrategy, MetricsSettings, MlflowSettings
-from ingest.topics import dead_letter_topic, ensure_topics, events_topic
+from ingest.topics import dead_letter_topic, events_topic
 
 __all__ = [
     "Event",
@@ -30,26 +32,18 @@ __all__ = [
     "KafkaSettings",
     "KafkaUnavailableError",
     "KeyStrategy",
-    "MetricHistoryPoint",
     "MetricPoint",
     "MetricsLogged",
-    "MetricsServer",
     "MetricsSettings",
     "MlflowSettings",
     "ParamsLogged",
-    "Position",
     "RunCreated",
     "RunEnded",
-    "RunReader",
     "RunStatus",
     "TagsSet",
     "dead_letter_topic",
     "decode",
     "encode",
-    "ensure_topics",
     "events_topic",
-    "metrics_asgi_app",
     "new_run_id",
-    "serve_metrics",
-    "wait_committed",
 ]

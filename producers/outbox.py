@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from aiokafka.structs import RecordMetadata
 
 from ingest import codec
-from ingest.consistency import Position
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import EventEnvelope, MetricsLogged
+from ingest.tracking.consistency import Position
 from producers.buffer import EventBuffer, pack
 from producers.errors import PublishError, SpoolError
-from producers.metrics import ProducerMetrics
 from producers.publisher import EventPublisher
 from producers.segment import SpoolEntry
 from producers.settings import ProducerSettings
 from producers.spool import EventSpool, SpoolRecord, event_head
+from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
 from ingest.topics import ensure_topics, events_topic, record_key
 from producers.errors import PublishError
-from producers.metrics import ProducerMetrics
 from producers.settings import ProducerSettings
+from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ingest.consistency import Position
+from ingest.tracking.consistency import Position
 from producers.buffer import EventBuffer
 from producers.errors import SpoolError
-from producers.metrics import ProducerMetrics
 from producers.outbox import Outbox
 from producers.settings import ProducerSettings
+from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -15,16 +15,15 @@ import atexit
 import logging
 import threading
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.codec import describe
-from ingest.consistency import wait_committed
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import RunCreated
 from ingest.ids import is_run_id, new_run_id, run_start_ms
-from ingest.reader import MetricHistoryPoint, RunReader
+from ingest.tracking.consistency import wait_committed
 from ingest.validation import (
     MAX_TAG_VALUE_LENGTH,
     MAX_TAGS_PER_BATCH,
@@ -33,10 +32,13 @@ from ingest.validation import (
     check_text,
 )
 from producers.buffer import EventBuffer, RunIdentity
-from producers.metrics import ProducerMetrics
 from producers.run import ActiveRun
 from producers.sender import BackgroundSender, DeliveryReport
 from producers.settings import ProducerSettings
+from producers.telemetry import ProducerMetrics
+
+if TYPE_CHECKING:
+    from ingest.tracking.reader import MetricHistoryPoint, RunReader
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ class ExperimentTracker:
     Args:
         settings: Kafka, MLflow and batching; from the environment by default.
         metrics: Prometheus metrics of sent and failed events and of the spool's size;
-            serve them with ``ingest.serve_metrics(host, port, metrics.registry)``.
+            serve them with ``ingest.telemetry.serve_metrics(host, port, metrics.registry)``.
     """
 
     def __init__(
@@ -218,6 +220,9 @@ class ExperimentTracker:
         if wait and self._sender is not None:
             self._wait_written(tenant, run_id)
         if self._reader is None:
+            # MLflow is imported on the first read: a trainer that only logs never loads it.
+            from ingest.tracking.reader import RunReader  # noqa: PLC0415
+
             self._reader = RunReader(self._settings.mlflow.tracking_uri)
         return self._reader.get_metric_history(tenant, run_id, key)
 

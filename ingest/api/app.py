@@ -23,8 +23,8 @@ from ingest.api.limits import BodyLimit
 from ingest.api.publishing import GatewayPublisher
 from ingest.api.settings import ApiSettings
 from ingest.asyncapi import asyncapi_document
-from ingest.exposition import metrics_asgi_app
-from ingest.reader import RunReader
+from ingest.telemetry import metrics_asgi_app
+from ingest.tracking.reader import RunReader
 from producers import ProducerMetrics
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from ingest.api.views import MLFLOW_STATUS, experiment_id_of, name_of_unknown_id
 from ingest.events import RunStatus
 from ingest.ids import is_run_id, run_id_time_ms
 from ingest.layout import EXPERIMENT_NAME_TAG
-from ingest.reader import RunReader
+from ingest.tracking.reader import RunReader
 
 T = TypeVar("T")
 

@@ -20,7 +20,6 @@ from ingest.api.schemas import BatchLog, MetricsLog, ParamsLog, RunCreate
 from ingest.api.settings import ApiSettings
 from ingest.api.views import duration_seconds, experiment_id_of
 from ingest.codec import describe
-from ingest.consistency import Position, wait_committed
 from ingest.errors import InvalidEventError
 from ingest.events import (
     EventEnvelope,
@@ -34,6 +33,7 @@ from ingest.events import (
 )
 from ingest.ids import new_run_id, run_start_ms
 from ingest.topics import events_topic
+from ingest.tracking.consistency import Position, wait_committed
 
 E = TypeVar("E", bound=EventEnvelope)
 

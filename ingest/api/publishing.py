@@ -15,9 +15,9 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from ingest.api.settings import ApiSettings
-from ingest.consistency import Position
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
+from ingest.tracking.consistency import Position
 from producers import EventPublisher, ProducerMetrics, ProducerSettings, PublishError
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from ingest.api.responses import (
 )
 from ingest.api.schemas import BatchLog, MetricsLog, ParamsLog, RunCreate, example_of
 from ingest.events import ExperimentName, RunStatus
-from ingest.reader import MAX_SEARCH_RESULTS
+from ingest.tracking.reader import MAX_SEARCH_RESULTS
 from ingest.validation import check_key
 
 MAX_PAGE = 1000

@@ -20,7 +20,7 @@ from ingest.cli.options import (
     kafka_settings,
     mlflow_settings,
 )
-from ingest.reader import RunReader
+from ingest.tracking.reader import RunReader
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 
 console = Console()

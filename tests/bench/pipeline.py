@@ -36,8 +36,8 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, WorkerStats
-from ingest.consistency import wait_committed
 from ingest.settings import KafkaSettings, MlflowSettings
+from ingest.tracking.consistency import wait_committed
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.support import WorkerThread
 

@@ -21,11 +21,11 @@ from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, MlflowSink, WorkerStats, build_worker
 from consumers.metrics import WorkerMetrics
-from ingest.consistency import Position, wait_committed
 from ingest.events import EventEnvelope
-from ingest.reader import RunReader
 from ingest.settings import KafkaSettings
 from ingest.topics import admin_client, topic_partitions
+from ingest.tracking.consistency import Position, wait_committed
+from ingest.tracking.reader import RunReader
 from producers import EventPublisher, ProducerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from ingest.events import (
     TagsSet,
 )
 from ingest.ids import new_run_id, run_id_time_ms
-from ingest.reader import RunReader
+from ingest.tracking.reader import RunReader
 from producers import ProducerSettings
 from tests.integration.support import WorkerThread, publish_and_wait_written, snapshot
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ingest.ids import run_id_time_ms
-from ingest.reader import RunReader
+from ingest.tracking.reader import RunReader
 from producers import ExperimentTracker, RunConfig
 from tests.integration.support import WorkerThread
 

@@ -11,8 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, WorkerStats
-from ingest.reader import RunReader
 from ingest.settings import KafkaSettings, MlflowSettings
+from ingest.tracking.reader import RunReader
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.support import MlflowServer, WorkerThread
 

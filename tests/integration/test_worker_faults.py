@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from consumers import ConsumerSettings, MlflowSink, WorkerStats
-from ingest.consistency import wait_committed
 from ingest.events import (
     EventEnvelope,
     MetricPoint,
@@ -23,6 +22,7 @@ from ingest.events import (
 )
 from ingest.ids import new_run_id, run_id_time_ms
 from ingest.settings import KafkaSettings, MlflowSettings
+from ingest.tracking.consistency import wait_committed
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.support import (
     MlflowServer,

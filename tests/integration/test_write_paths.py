@@ -42,8 +42,8 @@ from ingest.events import (
 )
 from ingest.ids import new_run_id
 from ingest.layout import RUN_ID_TAG, RUN_NAME_TAG
-from ingest.reader import RunReader
 from ingest.settings import MlflowSettings, WritePath
+from ingest.tracking.reader import RunReader
 from ingest.validation import INT64_MAX, INT64_MIN
 
 pytestmark = pytest.mark.integration

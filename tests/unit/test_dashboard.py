@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from consumers.metrics import WorkerMetrics
-from producers.metrics import ProducerMetrics
+from producers.telemetry import ProducerMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "matih-ingest.json"
 

@@ -10,11 +10,10 @@ import pytest
 SURFACE = {
     "ingest": {
         "Event", "EventEnvelope", "EventKind", "IngestError", "InvalidEventError",
-        "KafkaSettings", "KafkaUnavailableError", "KeyStrategy", "MetricHistoryPoint",
-        "MetricPoint", "MetricsLogged", "MetricsServer", "MetricsSettings", "MlflowSettings",
-        "ParamsLogged", "Position", "RunCreated", "RunEnded", "RunReader", "RunStatus",
-        "TagsSet", "dead_letter_topic", "decode", "encode", "ensure_topics", "events_topic",
-        "metrics_asgi_app", "new_run_id", "serve_metrics", "wait_committed",
+        "KafkaSettings", "KafkaUnavailableError", "KeyStrategy", "MetricPoint", "MetricsLogged",
+        "MetricsSettings", "MlflowSettings", "ParamsLogged", "RunCreated", "RunEnded",
+        "RunStatus", "TagsSet", "dead_letter_topic", "decode", "encode", "events_topic",
+        "new_run_id",
     },
     "producers": {
         "ActiveRun", "DeliveryReport", "EventPublisher", "ExperimentTracker", "ProducerMetrics",

@@ -6,8 +6,8 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest.exposition import metrics_asgi_app
-from producers.metrics import ProducerMetrics
+from ingest.telemetry import metrics_asgi_app
+from producers.telemetry import ProducerMetrics
 
 
 async def get_metrics(app: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

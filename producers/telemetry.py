@@ -3,7 +3,7 @@
 The publisher calls :meth:`ProducerMetrics.send_failed` when Kafka did not take a
 record, and the spool sets :meth:`ProducerMetrics.spool_size` as it grows and
 drains. A gateway exposes ``registry`` next to its own through
-``ingest.exposition.metrics_asgi_app``.
+``ingest.telemetry.metrics_asgi_app``.
 """
 
 from __future__ import annotations
