@@ -1,9 +1,9 @@
-"""Everything that writes run events: the SDK, the async Kafka publisher, the spool."""
+"""Everything that writes run events: the SDK, its delivery path to Kafka, the spool."""
 
+from producers.delivery.kafka import EventPublisher, PublisherStats
+from producers.delivery.sender import DeliveryReport
 from producers.errors import PublishError, RunStateError, SpoolBusyError, SpoolError
-from producers.publisher import EventPublisher, PublisherStats
 from producers.run import ActiveRun, RunMetrics
-from producers.sender import DeliveryReport
 from producers.settings import ProducerSettings
 from producers.telemetry import ProducerMetrics
 from producers.tracker import ExperimentTracker, RunConfig

@@ -29,7 +29,7 @@ from ingest.validation import (
     check_text,
     check_timestamp_ms,
 )
-from producers.buffer import EventBuffer, RunIdentity
+from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.errors import RunStateError
 
 if TYPE_CHECKING:

@@ -31,9 +31,9 @@ from ingest.validation import (
     check_tenant_id,
     check_text,
 )
-from producers.buffer import EventBuffer, RunIdentity
+from producers.delivery.buffer import EventBuffer, RunIdentity
+from producers.delivery.sender import BackgroundSender, DeliveryReport
 from producers.run import ActiveRun
-from producers.sender import BackgroundSender, DeliveryReport
 from producers.settings import ProducerSettings
 from producers.telemetry import ProducerMetrics
 

@@ -21,8 +21,8 @@ from ingest.cli.options import BootstrapOption, TopicOption, VerboseOption, conf
 from ingest.errors import IngestError
 from ingest.settings import KafkaSettings
 from producers import ProducerSettings
-from producers.redeliver import deliver_spool
-from producers.spool import LOCK_FILE, SpoolInfo, list_spools
+from producers.delivery.recovery import recover_spool
+from producers.spool.directory import LOCK_FILE, SpoolInfo, list_spools
 
 app = typer.Typer(help="Spools of events that trainers could not deliver.", no_args_is_help=True)
 console = Console()
@@ -80,7 +80,7 @@ def flush_command(
             continue
         settings = _settings(info.owner, bootstrap_servers, topic)
         try:
-            result = asyncio.run(deliver_spool(info.path, settings, timeout))
+            result = asyncio.run(recover_spool(info.path, settings, timeout))
         except IngestError as exc:
             console.print(f"[red]could not deliver {info.path}:[/] {exc}")
             left += 1

@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ingest.cli.main import app
-from producers.segment import SpoolEntry
-from producers.spool import EventSpool
+from producers.spool.directory import EventSpool
+from producers.spool.segment import SpoolEntry
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ import pytest
 
 from ingest.events import MetricsLogged, ParamsLogged
 from ingest.ids import new_run_id
-from producers.buffer import EventBuffer, RunIdentity, pack
+from producers.delivery.buffer import EventBuffer, RunIdentity, pack
 
 A = RunIdentity("acme-corp", new_run_id(), "exp")
 B = RunIdentity("acme-corp", new_run_id(), "exp")

@@ -15,7 +15,7 @@ from ingest import codec
 from ingest.events import MetricsLogged, ParamsLogged, RunCreated, RunEnded, TagsSet
 from ingest.settings import KafkaSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
-from producers.spool import EventSpool
+from producers.spool.directory import EventSpool
 
 
 def closed_port() -> int:

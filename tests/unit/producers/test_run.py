@@ -10,7 +10,7 @@ from ingest.errors import InvalidEventError
 from ingest.events import MetricsLogged, ParamsLogged, RunEnded, RunStatus, TagsSet
 from ingest.ids import new_run_id
 from producers import ActiveRun, RunMetrics, RunStateError
-from producers.buffer import EventBuffer, RunIdentity, pack
+from producers.delivery.buffer import EventBuffer, RunIdentity, pack
 
 
 class FakeTracker:

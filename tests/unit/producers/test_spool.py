@@ -15,8 +15,8 @@ import pytest
 from ingest import codec
 from ingest.events import MetricPoint, MetricsLogged, RunEnded, RunStatus
 from producers.errors import SpoolBusyError
-from producers.segment import SpoolEntry
-from producers.spool import EventSpool, is_live, list_spools
+from producers.spool.directory import EventSpool, is_live, list_spools
+from producers.spool.segment import SpoolEntry
 
 RUN = "0192f0c1a2b37c4d8e9fa0b1c2d3e4f5"
 
@@ -203,8 +203,8 @@ def test_a_killed_owner_releases_its_spool_with_everything_it_wrote(tmp_path: Pa
     script = f"""
 import os, signal
 from pathlib import Path
-from producers.segment import SpoolEntry
-from producers.spool import EventSpool
+from producers.spool.segment import SpoolEntry
+from producers.spool.directory import EventSpool
 spool = EventSpool(Path({str(tmp_path / "s")!r}), max_bytes=1_000_000)
 spool.append([SpoolEntry(b"event-%d" % i, 1) for i in range(50)])
 os.kill(os.getpid(), signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""The outbox keeps every record Kafka failed: it goes to the spool with the rest."""
+"""The router keeps every record Kafka failed: it goes to the spool with the rest."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from ingest.events import EventEnvelope, MetricsLogged
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings
 from producers import ProducerMetrics, ProducerSettings
-from producers.buffer import EventBuffer, RunIdentity
-from producers.outbox import Outbox
+from producers.delivery.buffer import EventBuffer, RunIdentity
+from producers.delivery.router import EventRouter
 
 
 class ControlledPublisher:
@@ -44,21 +44,21 @@ async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
     )
     buffer = EventBuffer(max_items=100, full_wait_s=0)
     metrics = ProducerMetrics()
-    outbox = Outbox(settings, buffer, metrics)
+    router = EventRouter(settings, buffer, metrics)
     publisher = ControlledPublisher()
-    outbox.publisher = publisher  # type: ignore[assignment]
-    outbox._ready = True
+    router.publisher = publisher  # type: ignore[assignment]
+    router._ready = True
     run = RunIdentity("acme-corp", new_run_id(), "exp")
 
     buffer.add_metrics(run, 282, 1_000, [("loss", 0.5)])
-    await outbox.send()
+    await router.step()
     (sent,) = publisher.futures
     sent.set_exception(KafkaConnectionError())  # the broker went away mid-flight
     await asyncio.sleep(0)  # the done callback runs
-    await outbox.send()  # the outage: everything unacknowledged goes to the spool
+    await router.step()  # the outage: everything unacknowledged goes to the spool
 
-    assert outbox.spool is not None
-    (record,) = outbox.spool.read(10)
+    assert router.spool is not None
+    (record,) = router.spool.read(10)
     event = codec.decode(record.value)
     assert isinstance(event, MetricsLogged)
     assert [(p.step, p.value) for p in event.metrics] == [(282, 0.5)]
@@ -66,7 +66,7 @@ async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
     assert registry.get_sample_value("matih_ingest_producer_spool_events") == 1
     assert (
         registry.get_sample_value("matih_ingest_producer_spool_bytes")
-        == outbox.spool.size_bytes
+        == router.spool.size_bytes
         > 0
     )
-    outbox.spool.close()
+    router.spool.close()

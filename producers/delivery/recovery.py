@@ -1,6 +1,6 @@
-"""Delivering a spool that a process left behind (it exited or died with Kafka away).
+"""Recovery: delivering a spool that a process left behind (it exited or died with Kafka away).
 
-``matih-ingest spool flush`` calls ``deliver_spool`` for each spool whose owner is
+``matih-ingest spool flush`` calls ``recover_spool`` for each spool whose owner is
 gone. The spool's lock guarantees that a live process's spool is never taken: that
 process drains it itself.
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import InvalidEventError
+from producers.delivery.kafka import EventPublisher
 from producers.errors import PublishError
-from producers.publisher import EventPublisher
 from producers.settings import ProducerSettings
-from producers.spool import EventSpool, event_head
+from producers.spool.directory import EventSpool, event_head
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ _WINDOW = 2000
 
 
 @dataclass(frozen=True)
-class SpoolDelivery:
-    """What one ``deliver_spool`` did."""
+class SpoolRecovery:
+    """What one ``recover_spool`` did."""
 
     path: Path
     delivered_events: int
@@ -41,9 +41,9 @@ class SpoolDelivery:
         return self.left_events == 0
 
 
-async def deliver_spool(
+async def recover_spool(
     directory: Path, settings: ProducerSettings, within_s: float
-) -> SpoolDelivery:
+) -> SpoolRecovery:
     """Publishes a left-behind spool to Kafka, oldest first, deleting what is acked.
 
     Events keep their ids, values and client timestamps, so anything a dead process
@@ -102,4 +102,4 @@ async def deliver_spool(
         await publisher.abort(1.0)
         left = spool.events
         spool.close()
-    return SpoolDelivery(directory, delivered, points, left, rejected, time.monotonic() - started)
+    return SpoolRecovery(directory, delivered, points, left, rejected, time.monotonic() - started)

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ingest.tracking.consistency import Position
-from producers.buffer import EventBuffer
+from producers.delivery.buffer import EventBuffer
+from producers.delivery.router import EventRouter
 from producers.errors import SpoolError
-from producers.outbox import Outbox
 from producers.settings import ProducerSettings
 from producers.telemetry import ProducerMetrics
 
@@ -87,7 +87,7 @@ class BackgroundSender:
         self._settings = settings
         self._buffer = buffer
         self._loop = asyncio.new_event_loop()
-        self._outbox = Outbox(settings, buffer, metrics)
+        self._router = EventRouter(settings, buffer, metrics)
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._thread = threading.Thread(
@@ -97,12 +97,12 @@ class BackgroundSender:
     @property
     def positions(self) -> dict[tuple[str, str], Position]:
         """Per (tenant, run), the last offset Kafka acknowledged."""
-        return self._outbox.positions
+        return self._router.positions
 
     @property
     def resent(self) -> int:
         """Events sent again after an outage."""
-        return self._outbox.resent
+        return self._router.resent
 
     def start(self) -> None:
         """Starts the thread; connecting to Kafka happens there, in the background."""
@@ -155,29 +155,29 @@ class BackgroundSender:
 
     async def _main(self) -> None:
         linger = max(self._settings.linger_ms / 1000, 0.001)
-        outbox = self._outbox
+        router = self._router
         while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(outbox.wake.wait(), timeout=linger)
-            outbox.wake.clear()
-            outbox.maybe_connect()
+                await asyncio.wait_for(router.wake.wait(), timeout=linger)
+            router.wake.clear()
+            router.maybe_connect()
             try:
-                await outbox.send()
+                await router.step()
             except SpoolError as exc:  # the disk refused; events stay in memory, bounded
                 logger.error("%s", exc)
                 await asyncio.sleep(1.0)
             except Exception:  # the loop must outlive any surprise, or nothing is sent again
                 logger.exception("the sender's step failed; retrying")
-                outbox.fail("the sender's step failed")
+                router.fail("the sender's step failed")
                 await asyncio.sleep(0.5)
 
     async def _flush(self, within_s: float) -> DeliveryReport:
         deadline = time.monotonic() + within_s
-        outbox = self._outbox
+        router = self._router
         while True:
-            outbox.maybe_connect()
+            router.maybe_connect()
             try:
-                await outbox.send()
+                await router.step()
             except SpoolError as exc:
                 logger.error("%s", exc)
             report = self._report()
@@ -191,7 +191,7 @@ class BackgroundSender:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait([task], timeout=0.2)
-        await self._outbox.shutdown(max(deadline - time.monotonic(), 0.1))
+        await self._router.shutdown(max(deadline - time.monotonic(), 0.1))
         report = self._report()
         # Whatever still runs (a connection attempt, a flush given up on) ends with the loop.
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -202,12 +202,12 @@ class BackgroundSender:
         return report
 
     def _report(self) -> DeliveryReport:
-        outbox = self._outbox
-        spool = outbox.spool
+        router = self._router
+        spool = router.spool
         return DeliveryReport(
             buffered_calls=len(self._buffer),
-            unsent_events=len(outbox.backlog),
-            in_flight=outbox.in_flight,
+            unsent_events=len(router.backlog),
+            in_flight=router.in_flight,
             spooled_events=spool.events if spool is not None else 0,
             spooled_points=spool.points if spool is not None else 0,
             spool_path=str(spool.path) if spool is not None else None,

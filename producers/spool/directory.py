@@ -4,7 +4,7 @@ One directory per process (``<spool root>/<pid>-<hex>/``) holds an ``owner.json`
 (pid, host, topic; never credentials), a ``lock`` file the owner holds with
 ``flock`` for as long as it lives (so ``matih-ingest spool flush`` never drains a
 live process's spool; the kernel releases it when the process dies) and segment
-files of CRC-checked records (``producers.segment``).
+files of CRC-checked records (``producers.spool.segment``).
 
 Durability: each batch the sender writes is fsynced before the write returns (one
 fsync per sender tick, not per event); a crash loses at most that batch, whose torn
@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ingest.errors import InvalidEventError
 from ingest.events import EventEnvelope
 from producers.errors import SpoolBusyError
-from producers.segment import SUFFIX, Segment, SpoolEntry
+from producers.spool.segment import SUFFIX, Segment, SpoolEntry
 
 logger = logging.getLogger(__name__)
 

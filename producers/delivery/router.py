@@ -1,7 +1,8 @@
-"""Where each event is on its way out: in memory, in flight to Kafka, or in the spool.
+"""The route each event takes out: straight to Kafka, or through the on-disk spool.
 
-The ``Outbox`` is the sender's state machine and runs on the sender's event loop
-only (one ``send`` at a time, under a lock). See ``producers.sender`` for the policy.
+The ``EventRouter`` is the sender's state machine: it knows where every event is (in
+memory, in flight to Kafka, or in the spool) and runs on the sender's event loop only
+(one ``step`` at a time, under a lock). See ``producers.delivery.sender`` for the policy.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from ingest import codec
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import EventEnvelope, MetricsLogged
 from ingest.tracking.consistency import Position
-from producers.buffer import EventBuffer, pack
+from producers.delivery.buffer import EventBuffer, pack
+from producers.delivery.kafka import EventPublisher
 from producers.errors import PublishError, SpoolError
-from producers.publisher import EventPublisher
-from producers.segment import SpoolEntry
 from producers.settings import ProducerSettings
-from producers.spool import EventSpool, SpoolRecord, event_head
+from producers.spool.directory import EventSpool, SpoolRecord, event_head
+from producers.spool.segment import SpoolEntry
 from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Outgoing:
     entry: SpoolEntry
 
 
-class Outbox:
+class EventRouter:
     """Moves events from the buffer to Kafka, through the spool when needed.
 
     Args:
@@ -106,14 +107,14 @@ class Outbox:
         self._failure = reason
         self.wake.set()
 
-    async def send(self) -> None:
-        """One step: take the buffer, then publish directly or through the spool."""
+    async def step(self) -> None:
+        """Takes the buffer, then publishes directly or through the spool."""
         async with self._lock:
-            await self._step()
+            await self._route()
         if self._metrics is not None and self.spool is not None:
             self._metrics.spool_size(self.spool.events, self.spool.size_bytes)
 
-    async def _step(self) -> None:
+    async def _route(self) -> None:
         if self._failure is None:
             self._check_overdue()
         if self._failure is not None:

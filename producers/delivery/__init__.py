@@ -1,0 +1,7 @@
+"""The way out of a trainer: every logged call, from memory to Kafka's acknowledgement.
+
+A call is appended to the ``buffer`` (which batches calls into events); the
+``sender`` thread drains it every ``linger_ms``; the ``router`` sends each event to
+``kafka`` directly, or through the on-disk spool (``producers.spool``) while Kafka
+is out of reach. ``recovery`` delivers a spool a dead process left behind.
+"""

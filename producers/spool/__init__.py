@@ -1,0 +1,4 @@
+"""The on-disk spool: a process's events wait here, bounded and CRC-checked, while Kafka is away.
+
+A spool is one ``directory`` per process, made of append-only ``segment`` files.
+"""
