@@ -24,6 +24,7 @@ from ingest.validation import (
     MAX_PARAM_VALUE_LENGTH,
     MAX_TAG_VALUE_LENGTH,
     check_key,
+    check_tag_key,
     check_tenant_id,
     check_text,
 )
@@ -74,7 +75,7 @@ def _check_params(values: dict[str, str]) -> dict[str, str]:
 
 def _check_tags(values: dict[str, str]) -> dict[str, str]:
     for key, value in values.items():
-        check_key(key, "tag key")
+        check_tag_key(key)
         check_text(value, MAX_TAG_VALUE_LENGTH, f"tag {key!r} value")
     return values
 

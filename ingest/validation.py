@@ -22,6 +22,8 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+RESERVED_TAG_PREFIX = "matih."
+"""Tags under this prefix are written by the workers only (tenant, producer run id)."""
 
 _KEY_CHARACTERS = re.compile(r"^[/\w.\- :]*$")
 _TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -53,6 +55,24 @@ def check_key(key: object, what: str = "key") -> str:
             " no '//', './' or trailing '/'"
         )
     return key
+
+
+def check_tag_key(key: object, what: str = "tag key") -> str:
+    """Returns ``key`` if a run may carry it as a tag: MLflow accepts it, and it is not reserved.
+
+    The ``matih.`` tags say which tenant owns a run and which producer run it is; a
+    producer that could set them could move a run to another tenant.
+
+    Raises:
+        ValueError: naming the rule that ``key`` breaks.
+    """
+    checked = check_key(key, what)
+    if checked.startswith(RESERVED_TAG_PREFIX):
+        raise ValueError(
+            f"{what} {checked!r}: the prefix {RESERVED_TAG_PREFIX!r} is reserved for"
+            " matih-ingest's own tags; choose another key"
+        )
+    return checked
 
 
 def check_metric_value(value: object, what: str = "value") -> float:

@@ -8,7 +8,7 @@ network round trip, no serialization on the caller's thread.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from ingest.validation import (
     check_key,
     check_metric_value,
     check_step,
+    check_tag_key,
     check_text,
     check_timestamp_ms,
 )
@@ -167,7 +168,7 @@ class ActiveRun:
             InvalidEventError: a key MLflow forbids or a value over 8000 characters.
         """
         self._check_running()
-        values = _string_values(tags, "tag", MAX_TAG_VALUE_LENGTH)
+        values = _string_values(tags, "tag", MAX_TAG_VALUE_LENGTH, check_tag_key)
         for chunk in _chunks(values, MAX_TAGS_PER_BATCH):
             self._buffer.add_event(TagsSet(**self._envelope(), tags=chunk))
 
@@ -195,7 +196,9 @@ class ActiveRun:
         param_values = _string_values(
             _as_mapping(params, "params"), "param", MAX_PARAM_VALUE_LENGTH
         )
-        tag_values = _string_values(_as_mapping(tags, "tags"), "tag", MAX_TAG_VALUE_LENGTH)
+        tag_values = _string_values(
+            _as_mapping(tags, "tags"), "tag", MAX_TAG_VALUE_LENGTH, check_tag_key
+        )
         calls: list[tuple[int, int, list[tuple[str, float]]]] = []
         now = time.time_ns() // 1_000_000
         for index, entry in enumerate(metrics):
@@ -308,7 +311,12 @@ def _as_mapping(
     return values
 
 
-def _string_values(values: Mapping[str, Any], what: str, limit: int) -> dict[str, str]:
+def _string_values(
+    values: Mapping[str, Any],
+    what: str,
+    limit: int,
+    check: Callable[[object, str], str] = check_key,
+) -> dict[str, str]:
     if not isinstance(values, Mapping):
         raise InvalidEventError(
             f"{what}s must be a mapping of key to value, got {type(values).__name__}"
@@ -317,7 +325,7 @@ def _string_values(values: Mapping[str, Any], what: str, limit: int) -> dict[str
     for key, value in values.items():
         text = str(value)
         try:
-            check_key(key, f"{what} key")
+            check(key, f"{what} key")
             check_text(text, limit, f"{what} {key!r} value")
         except ValueError as exc:
             raise InvalidEventError(str(exc)) from None

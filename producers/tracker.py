@@ -27,7 +27,7 @@ from ingest.tracking.consistency import wait_committed
 from ingest.validation import (
     MAX_TAG_VALUE_LENGTH,
     MAX_TAGS_PER_BATCH,
-    check_key,
+    check_tag_key,
     check_tenant_id,
     check_text,
 )
@@ -69,7 +69,7 @@ class RunConfig(BaseModel):
         if isinstance(value, dict):
             value = {key: str(item) for key, item in value.items()}
             for key, item in value.items():
-                check_key(key, "tag key")
+                check_tag_key(key)
                 check_text(item, MAX_TAG_VALUE_LENGTH, f"tag {key!r} value")
         return value
 

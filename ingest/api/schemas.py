@@ -30,11 +30,9 @@ from ingest.validation import (
     MAX_PARAMS_PER_BATCH,
     MAX_TAG_VALUE_LENGTH,
     MAX_TAGS_PER_BATCH,
-    check_key,
     check_metric_value,
+    check_tag_key,
 )
-
-RESERVED_TAG_PREFIX = "matih."
 
 
 def _integer(value: object) -> object:
@@ -53,13 +51,6 @@ def _scalar_text(value: object) -> object:
     if isinstance(value, bool | int | float):
         return str(value)
     raise ValueError(f"must be a string, number or boolean, got {type(value).__name__}")
-
-
-def _user_tag_key(key: str) -> str:
-    check_key(key, "tag key")
-    if key.startswith(RESERVED_TAG_PREFIX):
-        raise ValueError(f"tag key {key!r}: the prefix {RESERVED_TAG_PREFIX!r} is reserved")
-    return key
 
 
 def _scalar_schema(max_length: int) -> WithJsonSchema:
@@ -93,7 +84,7 @@ TagValue = Annotated[
     Field(max_length=MAX_TAG_VALUE_LENGTH),
     _scalar_schema(MAX_TAG_VALUE_LENGTH),
 ]
-TagKey = Annotated[str, AfterValidator(_user_tag_key)]
+TagKey = Annotated[str, AfterValidator(check_tag_key)]
 
 
 class _Request(BaseModel):

@@ -82,3 +82,12 @@ def test_a_batch_must_hold_something_and_not_contradict_itself() -> None:
         BatchLog(params=[{"key": "p", "value": "1"}, {"key": "p", "value": "2"}])  # type: ignore[list-item]
     same = BatchLog(params=[{"key": "p", "value": "1"}, {"key": "p", "value": "1"}])  # type: ignore[list-item]
     assert len(same.params) == 2
+
+
+@pytest.mark.parametrize("key", ["matih.tenant_id", "matih.run_id", "matih.anything"])
+def test_the_gateway_refuses_reserved_tag_keys(key: str) -> None:
+    with pytest.raises(ValidationError, match="reserved"):
+        RunCreate(experiment_name="e", tags={key: "globex"})
+    with pytest.raises(ValidationError, match="reserved"):
+        BatchLog(tags=[{"key": key, "value": "x"}])  # type: ignore[list-item]
+    assert BatchLog(tags=[{"key": "matihx", "value": "x"}]).tags  # type: ignore[list-item]

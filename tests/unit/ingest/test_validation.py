@@ -9,7 +9,11 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import _validate_metric_name
 
-from ingest.validation import check_key, check_metric_value, check_step
+from ingest.codec import decode
+from ingest.errors import InvalidEventError
+from ingest.events import TagsSet
+from ingest.ids import new_run_id
+from ingest.validation import check_key, check_metric_value, check_step, check_tag_key
 
 KEYS = [
     "loss",
@@ -70,3 +74,18 @@ def test_numeric_types_convert_to_float() -> None:
 def test_steps_must_be_64_bit_integers(step: object) -> None:
     with pytest.raises(ValueError, match="step"):
         check_step(step)
+
+
+@pytest.mark.parametrize("key", ["matih.tenant_id", "matih.run_id", "matih."])
+def test_the_contract_reserves_the_matih_tag_prefix(key: str) -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        check_tag_key(key)
+    assert check_tag_key("matih_tenant") == "matih_tenant"
+
+
+def test_an_event_with_a_reserved_tag_is_not_an_event() -> None:
+    record = TagsSet(
+        tenant_id="acme-corp", run_id=new_run_id(), experiment_name="e", tags={"k": "v"}
+    ).model_dump_json()
+    with pytest.raises(InvalidEventError, match="reserved"):
+        decode(record.replace('"k"', '"matih.tenant_id"').encode())

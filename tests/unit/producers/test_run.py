@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from ingest.errors import InvalidEventError
 from ingest.events import MetricsLogged, ParamsLogged, RunEnded, RunStatus, TagsSet
 from ingest.ids import new_run_id
-from producers import ActiveRun, RunMetrics, RunStateError
+from producers import ActiveRun, RunConfig, RunMetrics, RunStateError
 from producers.delivery.buffer import EventBuffer, RunIdentity, pack
 
 
@@ -163,3 +164,16 @@ def test_an_ended_run_refuses_further_logging(run: ActiveRun) -> None:
     with run:  # leaving the block after an explicit end changes nothing
         pass
     assert run.status is RunStatus.KILLED
+
+
+@pytest.mark.parametrize("key", ["matih.tenant_id", "matih.run_id"])
+def test_the_sdk_refuses_reserved_tag_keys_at_the_call(
+    run: ActiveRun, buffer: EventBuffer, key: str
+) -> None:
+    with pytest.raises(InvalidEventError, match="reserved"):
+        run.set_tags({"ok": "1", key: "globex"})
+    with pytest.raises(InvalidEventError, match="reserved"):
+        run.log_batch(tags=[{"key": key, "value": "globex"}])
+    with pytest.raises(ValidationError, match="reserved"):
+        RunConfig(tenant_id="acme-corp", tags={key: "globex"})
+    assert events(buffer) == []
