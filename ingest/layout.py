@@ -6,7 +6,7 @@ so that a run is found exactly where it was written.
 
 from __future__ import annotations
 
-from ingest.events import RunStatus
+from ingest.events import TERMINAL_STATUSES, RunStatus
 
 TENANT_TAG = "matih.tenant_id"
 """On experiments and runs: the tenant that owns them."""
@@ -25,6 +25,25 @@ MLFLOW_STATUS = {
     RunStatus.KILLED: "KILLED",
 }
 """A run status as MLflow stores it."""
+
+_RUN_STATUS = {name: status for status, name in MLFLOW_STATUS.items()} | {
+    "SCHEDULED": RunStatus.RUNNING,
+}
+
+
+def run_status(mlflow_status: str) -> RunStatus:
+    """The spec's status of a run that MLflow stores in ``mlflow_status``.
+
+    MLflow's SCHEDULED run has not ended, so it is running; so is any status a later
+    MLflow adds, until this mapping learns it.
+    """
+    return _RUN_STATUS.get(mlflow_status, RunStatus.RUNNING)
+
+
+def has_ended(mlflow_status: str) -> bool:
+    """Whether a run that MLflow stores in ``mlflow_status`` has ended (and takes no more)."""
+    return run_status(mlflow_status) in TERMINAL_STATUSES
+
 
 _SEPARATOR = "/"
 

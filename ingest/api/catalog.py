@@ -21,10 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.api.errors import StoreUnavailableError
 from ingest.api.responses import ExperimentView, MetricPointView, RunView
-from ingest.api.views import MLFLOW_STATUS, experiment_id_of, name_of_unknown_id, run_view
+from ingest.api.views import experiment_id_of, name_of_unknown_id, run_view
 from ingest.events import RunStatus
 from ingest.ids import is_run_id, run_id_time_ms
-from ingest.layout import EXPERIMENT_NAME_TAG
+from ingest.layout import EXPERIMENT_NAME_TAG, MLFLOW_STATUS, has_ended
 from ingest.tracking.reader import RunReader
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ class RunCatalog:
             run_id=run_id,
             experiment_name=names.get(run.info.experiment_id, run.info.experiment_id),
             start_time=run_id_time_ms(run_id) or run.info.start_time,
-            ended=run.info.status not in ("RUNNING", "SCHEDULED"),
+            ended=has_ended(run.info.status),
         )
         self.remember(ref)
         return ref

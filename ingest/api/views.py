@@ -14,20 +14,11 @@ import uuid
 from mlflow.entities import Run
 
 from ingest.api.responses import RunView
-from ingest.events import RunStatus
-from ingest.layout import DESCRIPTION_TAG, RUN_ID_TAG, USER_TAG
+from ingest.layout import DESCRIPTION_TAG, RUN_ID_TAG, USER_TAG, has_ended, run_status
+from ingest.validation import RESERVED_TAG_PREFIX
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:matih:experiment")
-_STATUS = {
-    "RUNNING": RunStatus.RUNNING,
-    "SCHEDULED": RunStatus.RUNNING,
-    "FINISHED": RunStatus.FINISHED,
-    "FAILED": RunStatus.FAILED,
-    "KILLED": RunStatus.KILLED,
-}
-MLFLOW_STATUS = {status: name for name, status in _STATUS.items() if name != "SCHEDULED"}
-"""The MLflow status of each of the spec's statuses."""
-_SYSTEM_TAG_PREFIXES = ("mlflow.", "matih.")
+_SYSTEM_TAG_PREFIXES = ("mlflow.", RESERVED_TAG_PREFIX)
 
 
 def experiment_id_of(tenant_id: str, name: str) -> str:
@@ -48,7 +39,7 @@ def name_of_unknown_id(experiment_id: uuid.UUID) -> str:
 def run_view(run: Run, experiment_name: str, tenant_id: str) -> RunView:
     """A run as the gateway answers it."""
     info, data = run.info, run.data
-    end = info.end_time if info.status not in ("RUNNING", "SCHEDULED") else None
+    end = info.end_time if has_ended(info.status) else None
     return RunView(
         run_id=data.tags.get(RUN_ID_TAG, info.run_id),
         experiment_id=experiment_id_of(tenant_id, experiment_name),
@@ -56,7 +47,7 @@ def run_view(run: Run, experiment_name: str, tenant_id: str) -> RunView:
         name=info.run_name,
         description=data.tags.get(DESCRIPTION_TAG),
         user_id=data.tags.get(USER_TAG),
-        status=_STATUS.get(info.status, RunStatus.RUNNING),
+        status=run_status(info.status),
         start_time=info.start_time,
         end_time=end,
         duration_seconds=None if end is None else duration_seconds(info.start_time, end),
