@@ -52,10 +52,11 @@ bench: install kafka-fetch ## Benchmark the SDK call cost and Kafka->MLflow thro
 	$(BIN)/python -m tests.bench.pipeline
 
 .PHONY: lint
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy, and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: clean
 clean: ## Remove local data (MLflow store, broker logs); keeps the venv and jar cache
