@@ -29,6 +29,7 @@ from ingest.tracking.reader import RunReader
 from producers import EventPublisher, ProducerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
 
 
 class WorkerThread:
