@@ -14,11 +14,12 @@ IMPORT_BUDGET_S = 0.3
 RSS_BUDGET_MB = 80.0
 """Peak resident memory of that interpreter after the import (its own high-water mark:
 ``getrusage`` would report the larger test process it was forked from)."""
-LOADED_MACHINE_HEADROOM = 4.0
-"""Wall time may be this many times the budget: on a 2-core machine running a load
-average of 6 (several test suites at once) the import waits for a core most of the
-time. CPU time does not wait, so it is held to the budget itself (measured idle:
-0.16 s of CPU, 0.19 s wall, 43 MB)."""
+LOADED_MACHINE_HEADROOM = 6.0
+"""Wall time may be this many times the budget: on a 2-core machine running several
+test suites at once (load average 5-10) the import waits for a core most of the time,
+and its wall time was measured at up to 5x the idle figure. CPU time does not wait,
+so it is held to the budget itself. Measured idle: 0.16 s of CPU, 0.19 s wall, 43 MB;
+before the contract was made pure: 1.4 s of CPU and 171 MB, with MLflow and FastAPI."""
 RUNS = 5
 HEAVY = ("mlflow", "fastapi", "sqlalchemy")
 
