@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy
@@ -36,14 +36,14 @@ from mlflow.entities import Experiment, LifecycleStage, SourceType
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.uri import append_to_uri_path
 from sqlalchemy import and_, bindparam, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
 from consumers.batch import Rejection, RunWrites, coalesce, param_conflict
 from consumers.errors import SinkUnavailableError
 from consumers.experiments import TenantExperiments
 from consumers.runs import experiment_name
 from consumers.sink.compat import random_run_name
-from consumers.sink.schema import LATEST_METRICS, METRICS, PARAMS, RUNS, TAGS
+from consumers.sink.dialects import metric_rows_writer, upsert_for
+from consumers.sink.schema import LATEST_METRICS, PARAMS, RUNS, TAGS
 from ingest.errors import InvalidEventError
 from ingest.events import RunStatus
 from ingest.layout import MLFLOW_STATUS, RUN_ID_TAG, RUN_NAME_TAG, TENANT_TAG, USER_TAG
@@ -70,9 +70,8 @@ class BulkSqlWriter:
     def __init__(self, engine: sqlalchemy.Engine, experiments: TenantExperiments) -> None:
         self._engine = engine
         self._experiments = experiments
-        self._insert: Callable[[sqlalchemy.Table], Any] = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        )
+        self._insert = upsert_for(engine)
+        self._insert_metric_rows = metric_rows_writer(engine)
         self._ids: dict[_RunKey, str] = {}
         """Per producer run, its MLflow run id (known to exist)."""
 
@@ -243,29 +242,30 @@ class BulkSqlWriter:
     def _write_metrics(
         self, connection: sqlalchemy.Connection, runs: list[RunWrites], ids: dict[_RunKey, str]
     ) -> None:
-        rows: list[dict[str, Any]] = []
+        keys: list[str] = []
+        values: list[float] = []
+        timestamps: list[int] = []
+        steps: list[int] = []
+        nans: list[bool] = []
+        run_uuids: list[str] = []
         latest: dict[tuple[str, str], tuple[int, int, float, bool]] = {}
         for writes in runs:
             run_uuid = ids[_key(writes)]
             for point in writes.metrics:
                 is_nan, value = _sanitized(point.value)
-                rows.append(
-                    {
-                        "run_uuid": run_uuid,
-                        "key": point.key,
-                        "value": value,
-                        "timestamp": point.timestamp,
-                        "step": point.step,
-                        "is_nan": is_nan,
-                    }
-                )
+                keys.append(point.key)
+                values.append(value)
+                timestamps.append(point.timestamp)
+                steps.append(point.step)
+                nans.append(is_nan)
                 candidate = (point.step, point.timestamp, value, is_nan)
                 best = latest.get((run_uuid, point.key))
                 if best is None or candidate[:3] > best[:3]:
                     latest[(run_uuid, point.key)] = candidate
-        if not rows:
+            run_uuids += [run_uuid] * (len(keys) - len(run_uuids))
+        if not keys:
             return
-        connection.execute(self._insert(METRICS).on_conflict_do_nothing(), rows)
+        self._insert_metric_rows(connection, [keys, values, timestamps, steps, nans, run_uuids])
         upsert = self._insert(LATEST_METRICS)
         new = upsert.excluded
         upsert = upsert.on_conflict_do_update(

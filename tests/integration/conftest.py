@@ -25,11 +25,10 @@ from consumers import ConsumerSettings
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings
 from tests.integration.outage import OutageBroker
-from tests.integration.support import WorkerThread
+from tests.integration.support import POSTGRES_SCRIPT, WorkerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
-POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
 
 
 @pytest.fixture(scope="session")

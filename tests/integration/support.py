@@ -29,6 +29,7 @@ from ingest.settings import KafkaSettings
 from producers import EventPublisher, ProducerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
 
 
 class WorkerThread:

@@ -5,7 +5,10 @@ history, params and status in MLflow: nothing lost, nothing doubled."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from ingest.ids import new_run_id, run_id_time_ms
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.support import (
+    POSTGRES_SCRIPT,
     MlflowServer,
     WorkerProcess,
     WorkerThread,
@@ -100,12 +104,69 @@ async def test_the_store_gone_for_30s_is_waited_out_and_lag_drains(
 ) -> None:
     """The tracking server stops for 30 s while a trainer keeps logging: the worker
     retries with backoff without committing, lag grows, and after the server returns
-    the lag drains to zero with every point written once."""
+    the lag drains to zero with every point written once (the store-API path)."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     server = MlflowServer(tmp_path)
     server.start()
     mlflow = MlflowSettings(tracking_uri=server.uri, artifact_root=str(tmp_path / "artifacts"))
+    try:
+        await log_through_outage(
+            kafka_settings,
+            mlflow,
+            stop=server.stop,
+            restart=server.start,
+            stop_at_s=5,
+            restart_at_s=35,
+        )
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(300)
+async def test_postgresql_gone_for_20s_is_waited_out_by_the_bulk_path(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """The PostgreSQL server behind the bulk write path stops for 20 s while a trainer
+    keeps logging: nothing of a failed transaction is committed, the worker retries,
+    and after the server returns every point is written once."""
+    port = str(int(os.environ.get("MATIH_TEST_PG_PORT", "55432")) + 1)
+    env = {**os.environ, "PG_PORT": port}
+
+    def postgres(command: str) -> None:
+        subprocess.run([str(POSTGRES_SCRIPT), command], check=True, env=env)
+
+    postgres("start")
+    mlflow = MlflowSettings(
+        tracking_uri=f"postgresql://postgres@127.0.0.1:{port}/mlflow",
+        artifact_root=str(tmp_path / "artifacts"),
+    )
+    try:
+        assert MlflowSink(mlflow).write_path == "bulk"
+        await log_through_outage(
+            kafka_settings,
+            mlflow,
+            stop=lambda: postgres("stop"),
+            restart=lambda: postgres("start"),
+            stop_at_s=5,
+            restart_at_s=25,
+        )
+    finally:
+        postgres("stop")
+
+
+async def log_through_outage(
+    kafka_settings: KafkaSettings,
+    mlflow: MlflowSettings,
+    *,
+    stop: Callable[[], None],
+    restart: Callable[[], None],
+    stop_at_s: int,
+    restart_at_s: int,
+) -> None:
+    """A trainer logs 20 steps a second for 45 s while a worker writes them; the store
+    stops at ``stop_at_s`` and comes back at ``restart_at_s``. Lag must grow meanwhile,
+    the worker must have retried, and MLflow must end with every point exactly once."""
     settings = ConsumerSettings(
         kafka=kafka_settings, mlflow=mlflow, batch_timeout_ms=100, retry_backoff_max_s=2
     )
@@ -120,22 +181,21 @@ async def test_the_store_gone_for_30s_is_waited_out_and_lag_drains(
             ) as run:
                 run.log_params({"lr": 0.01})
                 for step in range(steps_per_second * seconds):
-                    if step == steps_per_second * 5:
-                        server.stop()
-                    if step == steps_per_second * 33:
+                    if step == steps_per_second * stop_at_s:
+                        await asyncio.to_thread(stop)
+                    if step == steps_per_second * (restart_at_s - 2):
                         lag_during_outage = await group_lag(kafka_settings)
-                    if step == steps_per_second * 35:
-                        server.start()
+                    if step == steps_per_second * restart_at_s:
+                        await asyncio.to_thread(restart)
                     run.log_metrics({"loss": step * 0.5}, step=step)
                     await asyncio.sleep(1 / steps_per_second)
             history = await asyncio.to_thread(
                 tracker.get_metric_history, run_id=run.run_id, key="loss"
             )
         assert await group_lag(kafka_settings) == 0
-        runs = snapshot(server.uri, TENANT)
+        runs = snapshot(mlflow.tracking_uri, TENANT)
     finally:
         worker.stop()
-        server.stop()
     assert lag_during_outage > 0
     assert worker.telemetry.retries > 0
     assert [(p["step"], p["value"]) for p in history] == [
