@@ -14,8 +14,8 @@ from faststream import FastStream
 
 from consumers.lag import LagMonitor
 from consumers.lag_watch import LagWatcher
-from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
+from consumers.telemetry import WorkerTelemetry
 from ingest.errors import KafkaUnavailableError
 from ingest.telemetry import MetricsServer, serve_metrics
 from ingest.topics import events_topic
@@ -30,12 +30,12 @@ class MetricsExporter:
 
     Args:
         settings: the worker's settings (``metrics`` says where to serve, how often to sample).
-        metrics: the worker's metrics.
+        telemetry: the worker's telemetry.
     """
 
-    def __init__(self, settings: ConsumerSettings, metrics: WorkerMetrics) -> None:
+    def __init__(self, settings: ConsumerSettings, telemetry: WorkerTelemetry) -> None:
         self._settings = settings
-        self.metrics = metrics
+        self.telemetry = telemetry
         self.server: MetricsServer | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -46,7 +46,7 @@ class MetricsExporter:
         config = self._settings.metrics
         if config.port is None:
             return
-        self.server = serve_metrics(config.host, config.port, self.metrics.registry)
+        self.server = serve_metrics(config.host, config.port, self.telemetry.registry)
         logger.info("metrics on http://%s:%d/metrics", config.host, self.server.port)
         self._stop.clear()
         self._task = asyncio.create_task(self._sample_lag())
@@ -75,10 +75,10 @@ class MetricsExporter:
                 # The events topic is named so that records the group has not committed
                 # yet (its first batch, or no worker up) count as lag from the start.
                 watcher = LagWatcher(monitor, kafka.consumer_group, topics=[events_topic(kafka)])
-                await watcher.watch(interval, self.metrics.observe_lag, self._stop)
+                await watcher.watch(interval, self.telemetry.observe_lag, self._stop)
             except KafkaUnavailableError as exc:
                 logger.warning("no lag for /metrics yet: %s", exc)
-                self.metrics.lag_unreadable(kafka.consumer_group)
+                self.telemetry.lag_unreadable(kafka.consumer_group)
             finally:
                 await monitor.close()
             with contextlib.suppress(TimeoutError):
@@ -86,10 +86,10 @@ class MetricsExporter:
 
 
 def attach_metrics(
-    app: FastStream, settings: ConsumerSettings, metrics: WorkerMetrics
+    app: FastStream, settings: ConsumerSettings, telemetry: WorkerTelemetry
 ) -> MetricsExporter:
     """Starts the exporter after the worker starts and stops it before the worker stops."""
-    exporter = MetricsExporter(settings, metrics)
+    exporter = MetricsExporter(settings, telemetry)
     app.after_startup(exporter.start)
     app.on_shutdown(exporter.stop)
     return exporter

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from consumers import ConsumerSettings, MlflowSink, WorkerMetrics, build_worker
+from consumers import ConsumerSettings, MlflowSink, build_worker
 from ingest.cli.options import (
     BootstrapOption,
     GroupOption,
@@ -44,6 +44,5 @@ def worker(
     if metrics_port is not None:
         metrics = settings.metrics.model_copy(update={"port": metrics_port})
         settings = settings.model_copy(update={"metrics": metrics})
-    observed = WorkerMetrics() if settings.metrics.port is not None else None
-    app = build_worker(settings, MlflowSink(settings.mlflow), metrics=observed)
+    app = build_worker(settings, MlflowSink(settings.mlflow))
     asyncio.run(app.run())

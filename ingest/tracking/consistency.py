@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from aiokafka.structs import TopicPartition
 
 from ingest.errors import InvalidEventError
+from ingest.kafka.admin import admin_client
 from ingest.settings import KafkaSettings
-from ingest.topics import admin_client
 
 _POLL_S = 0.1
 

@@ -35,7 +35,7 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from consumers import ConsumerSettings, WorkerStats
+from consumers import ConsumerSettings
 from ingest.settings import KafkaSettings, MlflowSettings
 from ingest.tracking.consistency import wait_committed
 from producers import ExperimentTracker, ProducerSettings, RunConfig
@@ -124,7 +124,7 @@ def end_to_end(kafka: KafkaSettings, store: MlflowSettings, points: int) -> dict
                 run.log_metrics(dict.fromkeys(KEYS, step * 0.001), step=step)
         produced = time.perf_counter() - began
         position = tracker._sender.positions[("bench", run.run_id)]
-        worker = WorkerThread(ConsumerSettings(kafka=kafka, mlflow=store), WorkerStats())
+        worker = WorkerThread(ConsumerSettings(kafka=kafka, mlflow=store))
         began = time.perf_counter()
         worker.start()
         try:

@@ -19,11 +19,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow.tracking import MlflowClient
 
-from consumers import ConsumerSettings, MlflowSink, WorkerStats, build_worker
-from consumers.metrics import WorkerMetrics
+from consumers import ConsumerSettings, MlflowSink, build_worker
+from consumers.telemetry import WorkerTelemetry
 from ingest.events import EventEnvelope
+from ingest.kafka import admin_client, topic_partitions
 from ingest.settings import KafkaSettings
-from ingest.topics import admin_client, topic_partitions
 from ingest.tracking.consistency import Position, wait_committed
 from ingest.tracking.reader import RunReader
 from producers import EventPublisher, ProducerSettings
@@ -36,13 +36,13 @@ class WorkerThread:
     """Runs a real worker (FastStream app + MLflow sink) on an event loop of its own."""
 
     def __init__(
-        self, settings: ConsumerSettings, stats: WorkerStats, metrics: WorkerMetrics | None = None
+        self, settings: ConsumerSettings, telemetry: WorkerTelemetry | None = None
     ) -> None:
         self.settings = settings
-        self.stats = stats
+        self.telemetry = telemetry or WorkerTelemetry()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._app = build_worker(settings, MlflowSink(settings.mlflow), stats, metrics)
+        self._app = build_worker(settings, MlflowSink(settings.mlflow), self.telemetry)
 
     def start(self) -> None:
         self._thread.start()
