@@ -20,7 +20,7 @@ from typing import Any
 from ingest.settings import KafkaSettings
 from tests.bench.processes import WorkerGroup, collect, spawn_child, worker_env
 from tests.bench.stores import POSTGRESQL, PostgresServer, Store
-from tests.bench.topic import fresh_group, fresh_topic, wait_drained
+from tests.bench.topic import broker_port, fresh_group, fresh_topic, wait_drained
 from tests.bench.trainers import KEYS, trainer_spec
 from tests.bench.verify import count_points, require_exact
 
@@ -77,8 +77,8 @@ def drain(
         AssertionError: MLflow does not hold exactly the points logged.
     """
     kafka = fresh_group(filled.kafka)
-    broker_port = int(kafka.bootstrap_servers.split(",")[0].rpartition(":")[2])
-    group = WorkerGroup(worker_env(kafka, store.settings), workers, folder / "logs", broker_port)
+    broker = broker_port(kafka.bootstrap_servers)
+    group = WorkerGroup(worker_env(kafka, store.settings), workers, folder / "logs", broker)
     server = postgres if store.kind == POSTGRESQL else None
     store_cpu_before = server.cpu_seconds() if server else 0.0
     group.start()

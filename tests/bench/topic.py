@@ -17,6 +17,11 @@ from ingest.topics import ensure_topics, topic_partitions
 _RETRY_S = 0.2
 
 
+def broker_port(bootstrap: str) -> int:
+    """The port of the first bootstrap server."""
+    return int(bootstrap.split(",", maxsplit=1)[0].rpartition(":")[2])
+
+
 def fresh_topic(bootstrap: str, label: str) -> KafkaSettings:
     """A new topic (created now, with the default partition count) and a group for it."""
     name = f"bench-{label}-{uuid.uuid4().hex[:8]}"
