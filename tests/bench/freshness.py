@@ -24,6 +24,7 @@ from ingest.settings import KafkaSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.bench.drain import TRAINERS_MODULE
 from tests.bench.processes import WorkerGroup, collect, spawn_child, worker_env
+from tests.bench.report import percentile
 from tests.bench.stores import Store
 from tests.bench.topic import broker_port, fresh_topic, wait_drained
 from tests.bench.trainers import EXPERIMENT, trainer_spec
@@ -33,12 +34,6 @@ PROBE_TENANT = "probe"
 PROBE_KEY = "probe"
 START_MARGIN_S = 5.0
 """Time given to trainer processes to start before the load begins."""
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 class Probe:
