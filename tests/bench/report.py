@@ -31,15 +31,20 @@ def spread(values: list[float]) -> dict[str, Any]:
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One dict of repetitions as one dict of spreads: numbers become spreads, nested
-    dicts are summarised in turn, flags must hold in every run, the rest is listed."""
+    """One dict of repetitions as one dict of spreads: measurements (floats) become
+    spreads, sizes (ints) stay one number when every run has the same, nested dicts are
+    summarised in turn, flags must hold in every run, and what no run measured is None."""
     summary: dict[str, Any] = {}
     for key, first in runs[0].items():
         values = [run[key] for run in runs]
-        if isinstance(first, bool):
+        if all(value is None for value in values):
+            summary[key] = None
+        elif isinstance(first, bool):
             summary[key] = all(values)
+        elif isinstance(first, int) and len(set(values)) == 1:
+            summary[key] = first
         elif isinstance(first, int | float) and None not in values:
-            summary[key] = first if len(set(values)) == 1 else spread(values)
+            summary[key] = spread(values)
         elif isinstance(first, dict):
             summary[key] = summarise(values)
         else:
