@@ -20,7 +20,13 @@ from typing import Any
 from ingest.settings import KafkaSettings
 from tests.bench.processes import WorkerGroup, collect, spawn_child, worker_env
 from tests.bench.stores import POSTGRESQL, PostgresServer, Store
-from tests.bench.topic import broker_port, fresh_group, fresh_topic, wait_drained
+from tests.bench.topic import (
+    broker_port,
+    end_positions,
+    fresh_group,
+    fresh_topic,
+    wait_drained,
+)
 from tests.bench.trainers import KEYS, trainer_spec
 from tests.bench.verify import count_points, require_exact
 
@@ -36,6 +42,8 @@ class Filled:
     points: int
     acked_points_per_s: float
     """Points over the time from the first trainer's first call to the last ack."""
+    partitions_with_records: int
+    """How many partitions the tenants' keys landed on: the most workers that can help."""
 
 
 def fill(bootstrap: str, trainers: int, points: int, folder: Path, timeout: float) -> Filled:
@@ -59,7 +67,7 @@ def fill(bootstrap: str, trainers: int, points: int, folder: Path, timeout: floa
             raise RuntimeError(f"a trainer did not get every point acknowledged: {result}")
     total = sum(r["points"] for r in results)
     seconds = max(r["acked"] for r in results) - min(r["began"] for r in results)
-    return Filled(kafka, results, total, total / seconds)
+    return Filled(kafka, results, total, total / seconds, len(end_positions(kafka)))
 
 
 def drain(

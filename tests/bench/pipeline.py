@@ -73,7 +73,10 @@ def single(bench: Services, args: argparse.Namespace) -> dict[str, Any]:
 def drains(bench: Services, args: argparse.Namespace) -> dict[str, Any]:
     """One repetition of the drain rates: one filled topic, drained on every store kind."""
     filled = fill(bench.bootstrap, args.trainers, args.points, bench.folder, args.timeout)
-    result: dict[str, Any] = {"sdk_to_kafka_acked_points_per_s": filled.acked_points_per_s}
+    result: dict[str, Any] = {
+        "sdk_to_kafka_acked_points_per_s": filled.acked_points_per_s,
+        "partitions_with_records": filled.partitions_with_records,
+    }
     for kind in args.stores:
         measured: dict[str, Any] = {}
         for workers in (1, 2):

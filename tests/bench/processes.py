@@ -269,7 +269,7 @@ def collect(children: list[subprocess.Popen[str]], timeout: float) -> list[dict[
         out, _ = child.communicate(timeout=max(deadline - time.monotonic(), 1))
         lines = out.strip().splitlines()
         if child.returncode != 0 or not lines:
-            raise RuntimeError(f"{child.args[:3]} exited {child.returncode}: {out[-2000:]}")
+            raise RuntimeError(f"{child.args!r} exited {child.returncode}: {out[-2000:]}")
         results.append(json.loads(lines[-1]))
     return results
 

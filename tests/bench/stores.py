@@ -96,9 +96,9 @@ class PostgresServer:
         """The server's main process: the parent of the backend serving a connection."""
         engine = sqlalchemy.create_engine(f"{self.server_url}/postgres")
         with engine.connect() as connection:
-            backend = int(connection.execute(sqlalchemy.text("select pg_backend_pid()")).scalar())
+            backend = connection.execute(sqlalchemy.text("select pg_backend_pid()")).scalar_one()
         engine.dispose()
-        stat = Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()
+        stat = Path(f"/proc/{int(backend)}/stat").read_text().rpartition(")")[2].split()
         return int(stat[1])
 
     def cpu_seconds(self) -> float:

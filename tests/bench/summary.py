@@ -53,7 +53,7 @@ def resources(report: dict[str, Any], stores: list[str]) -> dict[str, Any]:
     }
 
 
-def judge(report: dict[str, Any], stores: list[str]) -> tuple[list[dict[str, Any]], dict]:
+def judge(report: dict[str, Any], stores: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every target with its measured figure; a target holds only if every run meets it."""
     call = report["single"]["sdk_call_log_metrics_4"]
     e2e = report["single"]["ratio_end_to_end_vs_log_batch"]
