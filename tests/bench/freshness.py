@@ -10,6 +10,7 @@ first shows. The poll interval is the resolution of every figure.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import statistics
 import threading
@@ -82,18 +83,21 @@ class Probe:
 
 
 def _watch(
-    tracking_uri: str, probe: Probe, until: float, poll_s: float, stop_when_all_seen: bool
+    tracking_uri: str, probe: Probe, window_end: float, deadline: float, poll_s: float
 ) -> tuple[dict[int, float], list[float]]:
-    """Polls the probe run until ``until`` (monotonic), or until every probe sent is seen
-    if asked; returns the time each step was first seen and the time of every poll."""
+    """Polls the probe run until every probe sent before ``window_end`` (monotonic) is
+    seen, or ``deadline``; returns when each step was first seen and when each poll was.
+
+    The latest value of the probe metric is its highest step: the worker writes a
+    partition in order, so every lower step is in MLflow by then too.
+    """
     reader, client = RunReader(tracking_uri), MlflowClient(tracking_uri)
     seen: dict[int, float] = {}
     polls: list[float] = []
     mlflow_run_id = None
-    while time.monotonic() < until:
-        if stop_when_all_seen and len(seen) >= len(probe.sent):
+    while (began := time.monotonic()) < deadline:
+        if began >= window_end and len(seen) >= bisect.bisect(probe.sent, window_end):
             break
-        began = time.monotonic()
         if mlflow_run_id is None:
             run = reader.find_run(PROBE_TENANT, probe.run_id)
             mlflow_run_id = run.info.run_id if run else None
@@ -152,20 +156,20 @@ def freshness(
         time.sleep(max(start_at - time.time(), 0))
         probe.start()
         window_start = time.monotonic() + warmup_s
-        until = window_start + duration_s
-        seen, polls = _watch(store.settings.tracking_uri, probe, until, poll_s, False)
+        window_end = window_start + duration_s
+        seen, polls = _watch(
+            store.settings.tracking_uri, probe, window_end, window_end + timeout, poll_s
+        )
         probe.stop()
         results = collect(children, timeout)
-        until = time.monotonic() + timeout
-        late_seen, _ = _watch(store.settings.tracking_uri, probe, until, poll_s, True)
         wait_drained(kafka, timeout)
         use = group.use()[0]
     finally:
         group.stop()
     latencies = [
-        (seen.get(step, late_seen.get(step, float("inf"))) - sent) * 1000
+        (seen.get(step, float("inf")) - sent) * 1000
         for step, sent in enumerate(probe.sent)
-        if window_start <= sent < window_start + duration_s
+        if window_start <= sent < window_end
     ]
     counts = count_points(store.settings.tracking_uri, results)
     require_exact(counts, f"steady load into {store.kind}")
