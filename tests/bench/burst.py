@@ -61,7 +61,7 @@ def burst(
             for i in range(trainers)
         ]
         results = collect(children, timeout + duration_s)
-        done = wait_drained(kafka, timeout)
+        done = wait_drained(kafka, timeout, group.check_alive)
         wall_offset = time.time() - time.monotonic()
         use = group.use()[0]
     finally:

@@ -91,7 +91,7 @@ def drain(
     store_cpu_before = server.cpu_seconds() if server else 0.0
     group.start()
     try:
-        done = wait_drained(kafka, timeout)
+        done = wait_drained(kafka, timeout, group.check_alive)
         uses = group.use()
         store_cpu = server.cpu_seconds() - store_cpu_before if server else None
         connected = group.last_connected_at()

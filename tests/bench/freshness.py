@@ -162,7 +162,7 @@ def freshness(
         )
         probe.stop()
         results = collect(children, timeout)
-        wait_drained(kafka, timeout)
+        wait_drained(kafka, timeout, group.check_alive)
         use = group.use()[0]
     finally:
         group.stop()

@@ -139,16 +139,23 @@ class MeteredWorker:
         """
         if self._startup_cpu_s is not None:
             return True
-        assert self._process is not None, "not started"
-        if self._process.poll() is not None:
-            raise RuntimeError(
-                f"the worker exited ({self._process.returncode}); see {self._log_path}"
-            )
+        self.check_alive()
         if connected_to(self.pid, broker_port):
             self._startup_cpu_s = cpu_seconds(self.pid)
             self.connected_at = time.monotonic()
             return True
         return False
+
+    def check_alive(self) -> None:
+        """Raises if the worker has exited, with the end of its output.
+
+        Raises:
+            RuntimeError: it is no longer running.
+        """
+        assert self._process is not None, "not started"
+        if self._process.poll() is not None:
+            tail = self._log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the worker exited ({self._process.returncode}):\n{tail}")
 
     def use(self) -> ProcessUse:
         """CPU and peak RSS so far, read from ``/proc``."""
@@ -214,6 +221,17 @@ class WorkerGroup:
         """When the last worker connected to the broker (0 if one has not yet)."""
         times = [w.connected_at for w in self.workers]
         return 0.0 if None in times else max(t for t in times if t is not None)
+
+    def check_alive(self) -> None:
+        """Raises if a worker has exited, with the end of its output.
+
+        Raises:
+            RuntimeError: a worker is no longer running.
+        """
+        if self._error is not None:
+            raise self._error
+        for worker in self.workers:
+            worker.check_alive()
 
     def use(self) -> list[ProcessUse]:
         """Each worker's CPU and peak RSS so far."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
@@ -15,6 +16,7 @@ from ingest.settings import KafkaSettings
 from ingest.topics import ensure_topics, topic_partitions
 
 _RETRY_S = 0.2
+_CHECK_S = 5.0
 
 
 def broker_port(bootstrap: str) -> int:
@@ -52,8 +54,15 @@ def end_positions(kafka: KafkaSettings) -> list[Position]:
     return asyncio.run(_end_positions(kafka))
 
 
-def wait_drained(kafka: KafkaSettings, timeout: float) -> float:
+def wait_drained(
+    kafka: KafkaSettings, timeout: float, check: Callable[[], None] | None = None
+) -> float:
     """Waits until the group committed everything the topic holds now.
+
+    Args:
+        kafka: the topic and the group.
+        timeout: the longest wait, in seconds.
+        check: called every few seconds while waiting; raises to give up (a worker died).
 
     Returns:
         The monotonic time it saw the last commit (polled every 0.1 s).
@@ -63,17 +72,14 @@ def wait_drained(kafka: KafkaSettings, timeout: float) -> float:
     """
     positions = end_positions(kafka)
     deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
+    while (left := deadline - time.monotonic()) > 0:
+        if check is not None:
+            check()
         try:
-            if asyncio.run(wait_committed(kafka, positions, max(left, 0))):
+            if asyncio.run(wait_committed(kafka, positions, min(left, _CHECK_S))):
                 return time.monotonic()
         except KafkaUnavailableError:
             # A group's coordinator is unknown until the group first shows up (and on a
             # new broker until the offsets topic exists): ask again.
-            if left > 0:
-                time.sleep(_RETRY_S)
-                continue
-        raise TimeoutError(
-            f"group {kafka.consumer_group} did not drain {kafka.topic} in {timeout}s"
-        )
+            time.sleep(_RETRY_S)
+    raise TimeoutError(f"group {kafka.consumer_group} did not drain {kafka.topic} in {timeout}s")
