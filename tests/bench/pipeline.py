@@ -32,6 +32,9 @@ import logging
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +121,45 @@ def with_ratios(runs: list[dict[str, Any]], stores: list[str]) -> dict[str, Any]
     return summary
 
 
+@contextmanager
+def timed(report: dict[str, Any], section: str) -> Iterator[None]:
+    """Notes how long a section took, to size runs by."""
+    began = time.monotonic()
+    yield
+    report["section_seconds"][section] = round(time.monotonic() - began, 1)
+
+
+def measure(bench: Services, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Runs every section into ``report``; freshness and burst on the capacity of one
+    worker (after its start-up) measured by the drains of this run."""
+    with timed(report, "single"):
+        runs = [single(bench, args) for _ in range(args.repetitions)]
+        report["single"] = summarise(runs)
+        report["single"]["ratio_end_to_end_vs_log_batch"] = ratios(
+            [r["end_to_end_1_trainer_1_worker_sqlite"]["points_per_s"] for r in runs],
+            [r["mlflow_log_batch_1_process_sqlite"]["points_per_s"] for r in runs],
+        )
+    with timed(report, "drain"):
+        runs = [drains(bench, args) for _ in range(args.repetitions)]
+        report["drain"] = with_ratios(runs, args.stores)
+    live = args.live_store if args.live_store in args.stores else args.stores[0]
+    capacity = report["drain"][live]["workers_1"]["points_per_s_after_connect"]
+    capacity = capacity["median"] if isinstance(capacity, dict) else capacity
+    sizes = {"folder": bench.folder, "timeout": args.timeout}
+    with timed(report, "freshness"), bench.store(live) as store:
+        report["freshness"] = freshness(
+            bench.bootstrap,
+            store,
+            capacity / 2,
+            duration_s=args.freshness_s,
+            warmup_s=args.warmup_s,
+            **sizes,
+        )
+        report["freshness"]["capacity_points_per_s"] = capacity
+    with timed(report, "burst"), bench.store(live) as store:
+        report["burst"] = burst(bench.bootstrap, store, capacity, duration_s=args.burst_s, **sizes)
+
+
 def main() -> None:
     """Runs every section, prints the JSON, writes the README table."""
     args = options().parse_args()
@@ -125,40 +167,10 @@ def main() -> None:
     report: dict[str, Any] = {
         "machine": {"cores": os.cpu_count(), "load_1m_at_start": os.getloadavg()[0]},
         "settings": {k: v for k, v in vars(args).items() if k not in {"readme", "quick"}},
+        "section_seconds": {},
     }
     with tempfile.TemporaryDirectory() as folder, Services(args, Path(folder)) as bench:
-        runs = [single(bench, args) for _ in range(args.repetitions)]
-        report["single"] = summarise(runs)
-        report["single"]["ratio_end_to_end_vs_log_batch"] = ratios(
-            [r["end_to_end_1_trainer_1_worker_sqlite"]["points_per_s"] for r in runs],
-            [r["mlflow_log_batch_1_process_sqlite"]["points_per_s"] for r in runs],
-        )
-        report["drain"] = with_ratios(
-            [drains(bench, args) for _ in range(args.repetitions)], args.stores
-        )
-        live = args.live_store if args.live_store in args.stores else args.stores[0]
-        capacity = report["drain"][live]["workers_1"]["points_per_s_after_connect"]
-        capacity = capacity["median"] if isinstance(capacity, dict) else capacity
-        with bench.store(live) as store:
-            report["freshness"] = freshness(
-                bench.bootstrap,
-                store,
-                capacity / 2,
-                duration_s=args.freshness_s,
-                warmup_s=args.warmup_s,
-                folder=bench.folder,
-                timeout=args.timeout,
-            )
-        report["freshness"]["capacity_points_per_s"] = capacity
-        with bench.store(live) as store:
-            report["burst"] = burst(
-                bench.bootstrap,
-                store,
-                capacity,
-                duration_s=args.burst_s,
-                folder=bench.folder,
-                timeout=args.timeout,
-            )
+        measure(bench, args, report)
     report["targets"], report["worker_resources"] = judge(report, args.stores)
     print(json.dumps(report, indent=2))
     if args.readme:
