@@ -48,6 +48,7 @@ class PostgresServer:
         self._env = {**os.environ, "PG_PORT": str(port), "PG_DATA_DIR": str(data_dir)}
         self._port = port
         self._started_here = False
+        self._postmaster: int | None = None
         self.server_url = f"postgresql://postgres@127.0.0.1:{port}"
 
     def start(self) -> None:
@@ -94,12 +95,17 @@ class PostgresServer:
 
     def postmaster_pid(self) -> int:
         """The server's main process: the parent of the backend serving a connection."""
-        engine = sqlalchemy.create_engine(f"{self.server_url}/postgres")
-        with engine.connect() as connection:
-            backend = connection.execute(sqlalchemy.text("select pg_backend_pid()")).scalar_one()
-        engine.dispose()
-        stat = Path(f"/proc/{int(backend)}/stat").read_text().rpartition(")")[2].split()
-        return int(stat[1])
+        if self._postmaster is None:
+            engine = sqlalchemy.create_engine(f"{self.server_url}/postgres")
+            with engine.connect() as connection:
+                backend = connection.execute(
+                    sqlalchemy.text("select pg_backend_pid()")
+                ).scalar_one()
+                # Read while connected: the backend exits with the connection.
+                stat = Path(f"/proc/{int(backend)}/stat").read_text()
+            engine.dispose()
+            self._postmaster = int(stat.rpartition(")")[2].split()[1])
+        return self._postmaster
 
     def cpu_seconds(self) -> float:
         """CPU used so far by the server and every backend it forked."""
