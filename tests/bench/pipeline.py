@@ -166,7 +166,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     report: dict[str, Any] = {
         "machine": {"cores": os.cpu_count(), "load_1m_at_start": os.getloadavg()[0]},
-        "settings": {k: v for k, v in vars(args).items() if k not in {"readme", "quick"}},
+        "settings": {
+            k: v for k, v in vars(args).items() if k not in {"readme", "quick", "log_dir"}
+        },
         "section_seconds": {},
     }
     with tempfile.TemporaryDirectory() as folder, Services(args, Path(folder)) as bench:

@@ -71,6 +71,7 @@ def options() -> argparse.ArgumentParser:
     add("--live-store", default=POSTGRESQL, help="store of freshness and burst (postgresql)")
     add("--pg-port", type=int, default=55433, help="port of the PostgreSQL used (55433)")
     add("--timeout", type=float, default=900, help="bound on every wait, seconds (900)")
+    add("--log-dir", type=Path, help="keep the workers' output here (default: discarded)")
     parser.set_defaults(**(QUICK if "--quick" in sys.argv else FULL))
     return parser
 
@@ -86,6 +87,10 @@ class Services:
 
     def __init__(self, args: argparse.Namespace, folder: Path) -> None:
         self.folder = folder
+        if args.log_dir is not None:
+            # Every section writes worker output to <folder>/logs: point that at the kept one.
+            args.log_dir.mkdir(parents=True, exist_ok=True)
+            (folder / "logs").symlink_to(args.log_dir.resolve(), target_is_directory=True)
         self.bootstrap = os.environ.get("MATIH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
         self._kafka_env = {**os.environ, "KAFKA_PORT": str(broker_port(self.bootstrap))}
         self._kafka_started = False
