@@ -39,7 +39,7 @@ QUICK = {
     "single_points": 20_000,
     "freshness_s": 10.0,
     "warmup_s": 2.0,
-    "burst_s": 5.0,
+    "burst_s": 3.0,
 }
 
 
