@@ -8,12 +8,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer
-
 from ingest.consistency import Position, wait_committed
 from ingest.errors import KafkaUnavailableError
-from ingest.kafka.admin import ensure_topics, topic_partitions
+from ingest.kafka.admin import ensure_topics
 from ingest.settings import KafkaSettings
+from tests.integration.support import end_offsets
 
 _RETRY_S = 0.2
 _CHECK_S = 5.0
@@ -39,13 +38,7 @@ def fresh_group(kafka: KafkaSettings) -> KafkaSettings:
 
 
 async def _end_positions(kafka: KafkaSettings) -> list[Position]:
-    partitions = await topic_partitions(kafka, kafka.topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
+    ends = await end_offsets(kafka)
     return [Position(tp.topic, tp.partition, end - 1) for tp, end in ends.items() if end > 0]
 
 
