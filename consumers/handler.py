@@ -94,7 +94,8 @@ class BatchHandler:
         # The previous chunk's write and commit, which the next chunk's decoding overlaps:
         # the store works (in a thread, or in its own server) while this thread decodes.
         writing: asyncio.Task[bool] | None = None
-        for start, stop in _chunks(records, self._settings.max_batch_bytes):
+        chunks = list(_chunks(records, self._settings.max_batch_bytes))
+        for start, stop in chunks:
             # A rebalance may have taken partitions away since the fetch: their new owner
             # reads them from the last commit, so they are not written here twice.
             assigned = consumer.assignment()
@@ -105,7 +106,8 @@ class BatchHandler:
             if writing is not None and not await writing:
                 return
             rest = [r for r in records[start:] if _partition(r) in assigned]
-            writing = asyncio.create_task(self._write_and_commit(consumer, decoded, rest))
+            last = stop == chunks[-1][1]
+            writing = asyncio.create_task(self._write_and_commit(consumer, decoded, rest, last))
             await asyncio.sleep(0)  # let the write reach its thread before decoding on
         if writing is not None:
             await writing
@@ -124,11 +126,12 @@ class BatchHandler:
         return chunk
 
     async def _write_and_commit(
-        self, consumer: BatchConsumer, chunk: _Chunk, rest: list[KafkaRecord]
+        self, consumer: BatchConsumer, chunk: _Chunk, rest: list[KafkaRecord], last: bool
     ) -> bool:
         """Writes a decoded chunk, dead-letters its poison and commits it; False when the
         batch must stop there (a retriable failure rewound ``rest``, or a rebalance took
-        the partitions away).
+        the partitions away). The batch's last chunk commits the consumer's position on
+        every partition it holds, so that one with nothing to read has a commit too.
 
         Raises:
             IngestError: a failure that is not retriable.
@@ -140,7 +143,7 @@ class BatchHandler:
                 raise
             self._retry_later(consumer, rest, exc)
             return False
-        if not await _commit(consumer, chunk.records):
+        if not await _commit(consumer, None if last else chunk.records):
             return False
         for partition in _partitions(chunk.records):
             self._failures.pop(partition, None)
@@ -241,14 +244,17 @@ def _chunks(records: Sequence[KafkaRecord], max_bytes: int) -> Iterator[tuple[in
         yield start, len(records)
 
 
-async def _commit(consumer: BatchConsumer, records: Iterable[KafkaRecord]) -> bool:
-    """Commits the offsets after ``records``, per partition; False when a rebalance took
+async def _commit(consumer: BatchConsumer, records: Iterable[KafkaRecord] | None) -> bool:
+    """Commits the offsets after ``records``, per partition, or with None every position
+    the consumer holds (all it fetched has been written); False when a rebalance took
     the partitions away meanwhile (their new owner rewrites from the last commit, which
     the idempotent writes make harmless), so the rest of the batch is left to it."""
-    offsets: dict[TopicPartition, int] = {}
-    for record in records:
-        partition = _partition(record)
-        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+    offsets: dict[TopicPartition, int] | None = None
+    if records is not None:
+        offsets = {}
+        for record in records:
+            partition = _partition(record)
+            offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
     try:
         await consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError) as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, MlflowSink, build_worker
@@ -161,15 +162,22 @@ class WorkerProcess:
             self.kill(signal.SIGTERM)
 
 
-async def group_lag(kafka: KafkaSettings) -> int:
-    """Events in the topic that the worker group has not committed yet."""
+async def end_offsets(kafka: KafkaSettings) -> dict[TopicPartition, int]:
+    """The log-end offset of every partition of the events topic."""
     partitions = await topic_partitions(kafka, kafka.topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets(partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
+    return ends
+
+
+async def group_lag(kafka: KafkaSettings) -> int:
+    """Events in the topic that the worker group has not committed yet."""
+    ends = await end_offsets(kafka)
+    partitions = list(ends)
     async with admin_client(kafka) as admin:
         committed = await admin.list_consumer_group_offsets(
             kafka.consumer_group, partitions=partitions

@@ -31,12 +31,19 @@ class Record:
 
 
 class Consumer:
+    """Commits and seeks as aiokafka's consumer does: without offsets, a commit takes the
+    position (after the last record handed out) of every partition still assigned."""
+
     def __init__(self) -> None:
         self.paused: set[TopicPartition] = set()
         self.commits: list[dict[TopicPartition, int]] = []
         self.seeks: dict[TopicPartition, int] = {}
+        self.positions: dict[TopicPartition, int] = {}
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        if offsets is None:
+            assigned = self.assignment()
+            offsets = {p: at for p, at in self.positions.items() if p in assigned}
         self.commits.append(offsets)
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
@@ -56,6 +63,11 @@ class Consumer:
 class Message:
     raw_message: tuple[Record, ...]
     consumer: Consumer = field(default_factory=Consumer)
+
+    def __post_init__(self) -> None:
+        for record in self.raw_message:
+            partition = TopicPartition(record.topic, record.partition)
+            self.consumer.positions[partition] = record.offset + 1
 
 
 def params_record(
@@ -206,7 +218,7 @@ async def test_records_of_partitions_revoked_meanwhile_are_left_to_their_new_own
 
 async def test_a_commit_refused_after_a_rebalance_leaves_the_rest_to_the_new_owner() -> None:
     class Rebalanced(Consumer):
-        async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
             raise CommitFailedError("the group rebalanced")
 
     records = tuple(params_record(offset) for offset in range(4))
@@ -216,3 +228,13 @@ async def test_a_commit_refused_after_a_rebalance_leaves_the_rest_to_the_new_own
         Message(records, consumer=Rebalanced())
     )
     assert [e.params["p"] for e in sink.events] == ["0", "1"]  # type: ignore[union-attr]
+
+
+async def test_the_last_chunk_commits_every_position_so_empty_partitions_have_a_commit() -> None:
+    """A partition with nothing to read still gets its commit (offset 0), so lag and
+    Kafka's own tools show the group committed everywhere it reads."""
+    consumer = Consumer()
+    consumer.positions[TopicPartition("events", 5)] = 0
+    message = Message((params_record(0), params_record(1)), consumer=consumer)
+    await BatchHandler(ListSink(), settings(), WorkerTelemetry())(message)
+    assert consumer.commits == [{TopicPartition("events", 0): 2, TopicPartition("events", 5): 0}]
