@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlflow.entities import RunStatus as MlflowRunStatus
 from mlflow.tracking import MlflowClient
 
 from consumers.batch import RunWrites, creation_tags
 from consumers.experiments import TenantExperiments
 from ingest.errors import InvalidEventError
-from ingest.layout import RUN_ID_TAG, TENANT_TAG
+from ingest.layout import RUN_ID_TAG, TENANT_TAG, has_ended
 from ingest.tracking.reader import RunReader
 
 
@@ -67,7 +66,7 @@ class RunRegistry:
         return RunState(
             mlflow_run_id=run.info.run_id,
             start_time=run.info.start_time,
-            ended=run.info.status != MlflowRunStatus.to_string(MlflowRunStatus.RUNNING),
+            ended=has_ended(run.info.status),
         )
 
     def _create(self, writes: RunWrites) -> RunState:

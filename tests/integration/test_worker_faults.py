@@ -75,8 +75,10 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     producer_settings: ProducerSettings, consumer_settings: ConsumerSettings, tmp_path: Path
 ) -> None:
     """kill -9 while MLflow holds part of the run; a new worker resumes from the last
-    commit and the run ends exact (the rewritten part is ignored as identical rows)."""
-    run_id, points = new_run_id(), 20_000
+    commit and the run ends exact (the rewritten part is ignored as identical rows).
+    Enough points, in small batches, that the kill lands mid-run however fast the
+    worker writes."""
+    run_id, points = new_run_id(), 100_000
     positions = await publish(producer_settings, big_run(run_id, points))
     settings = consumer_settings.model_copy(update={"max_records": 4})
     MlflowSink(settings.mlflow)  # the store exists before two processes open it
@@ -86,7 +88,7 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     deadline = time.monotonic() + 120
     while not 0 < metric_rows(uri, TENANT, run_id, "loss") < points:
         assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.02)
     first.kill()  # SIGKILL: no shutdown, no final commit
     assert metric_rows(uri, TENANT, run_id, "loss") < points
     second = WorkerProcess(settings, tmp_path / "worker.log")
