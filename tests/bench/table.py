@@ -41,7 +41,8 @@ def _drain_rows(report: dict[str, Any], stores: list[str]) -> list[str]:
                     f" ({fmt(drain[workers]['points_per_s_after_connect'])})",
                     f"`log_batch` from {trainers} processes: {fmt(base['points_per_s'])}"
                     f" ({fmt(base['points_per_s_logging_only'])})",
-                    f"{fmt(drain[f'ratio_{workers}_vs_log_batch'], 1)}x",
+                    f"{fmt(drain[f'ratio_{workers}_vs_log_batch'], 1)}x"
+                    f" ({fmt(drain[f'ratio_{workers}_vs_log_batch_after_start'], 1)}x)",
                     _met(targets, name),
                 )
             )
