@@ -19,6 +19,7 @@ from aiokafka.structs import TopicPartition
 
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
+from ingest.replication import topic_layout
 from ingest.settings import KafkaSettings, KeyStrategy
 
 logger = logging.getLogger(__name__)
@@ -88,16 +89,25 @@ async def admin_client(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminCl
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
-    """Creates the events and dead-letter topics if they do not exist yet.
+    """Creates the events and dead-letter topics if they do not exist yet, replicated as
+    the cluster's size and the settings say (``ingest.replication``).
 
     Raises:
         KafkaUnavailableError: the cluster did not answer within the request timeout.
+        ConfigurationError: the replication asked for cannot work on this cluster.
     """
     timeout = settings.request_timeout_s
     async with admin_client(settings) as admin:
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        layout = topic_layout(settings, len(cluster["brokers"]))
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout))
         wanted = [
-            NewTopic(name, settings.partitions, settings.replication_factor)
+            NewTopic(
+                name,
+                layout.partitions,
+                layout.replication_factor,
+                topic_configs=layout.configs(),
+            )
             for name in (events_topic(settings), dead_letter_topic(settings))
             if name not in existing
         ]
