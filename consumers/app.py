@@ -37,7 +37,7 @@ def build_worker(
     are updated as batches are written and served on ``settings.metrics.port``, with the
     group's lag.
     """
-    broker = KafkaBroker(settings.kafka.bootstrap_servers, client_id=settings.client_id)
+    broker = KafkaBroker(settings.kafka.servers, client_id=settings.client_id)
     dead_letters = DeadLetterQueue.for_settings(settings.kafka)
     stats = stats or WorkerStats()
     handler = BatchHandler(sink, settings, stats, dead_letters, metrics)

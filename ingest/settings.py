@@ -66,6 +66,12 @@ class KafkaSettings(BaseSettings):
     )
     request_timeout_s: float = Field(default=10.0, gt=0, description="Bound on each admin call.")
 
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap servers one by one (FastStream takes a single string as one
+        address, so ``a:9092,b:9092`` must be split before it reaches it)."""
+        return [server.strip() for server in self.bootstrap_servers.split(",") if server.strip()]
+
 
 class MlflowSettings(BaseSettings):
     """The MLflow store (env prefix ``MATIH_MLFLOW_``)."""

@@ -38,3 +38,9 @@ def test_a_replication_factor_larger_than_the_cluster_is_refused_in_one_line() -
 def test_min_insync_larger_than_the_replication_factor_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="MIN_INSYNC_REPLICAS=3"):
         topic_layout(KafkaSettings(replication_factor=2, min_insync_replicas=3), 3)
+
+
+def test_bootstrap_servers_split_one_by_one() -> None:
+    """FastStream takes one string as one address: a cluster's list must be split."""
+    settings = KafkaSettings(bootstrap_servers="a:9092, b:9092,c:9092")
+    assert settings.servers == ["a:9092", "b:9092", "c:9092"]
