@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -41,6 +42,17 @@ class ConsumedBatch(Protocol):
 
     raw_message: Any
     consumer: Any
+
+
+@dataclass
+class _Chunk:
+    """Records decoded and waiting to be written together."""
+
+    records: list[Any]
+    by_source: dict[RecordRef, Any]
+    events: list[tuple[Event, RecordRef]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    decode_cpu_s: float = 0.0
 
 
 class BatchHandler:
@@ -74,6 +86,9 @@ class BatchHandler:
         if not isinstance(records, tuple | list):
             records = (records,)
         consumer = message.consumer
+        # The previous chunk's write and commit, which the next chunk's decoding overlaps:
+        # the store works (in a thread, or in its own server) while this thread decodes.
+        writing: asyncio.Task[bool] | None = None
         for start, stop in _chunks(records, self._settings.max_batch_bytes):
             # A rebalance may have taken partitions away since the fetch: their new owner
             # reads them from the last commit, so they are not written here twice.
@@ -81,47 +96,61 @@ class BatchHandler:
             chunk = [r for r in records[start:stop] if _partition(r) in assigned]
             if not chunk:
                 continue
-            try:
-                await self._write(chunk)
-            except IngestError as exc:
-                if not exc.retriable:
-                    raise
-                rest = [r for r in records[start:] if _partition(r) in assigned]
-                self._retry_later(consumer, rest, exc)
+            decoded = self._decode(chunk)
+            if writing is not None and not await writing:
                 return
-            if not await _commit(consumer, chunk):
-                return
-            for partition in _partitions(chunk):
-                self._failures.pop(partition, None)
+            rest = [r for r in records[start:] if _partition(r) in assigned]
+            writing = asyncio.create_task(self._write_and_commit(consumer, decoded, rest))
+            await asyncio.sleep(0)  # let the write reach its thread before decoding on
+        if writing is not None:
+            await writing
 
-    async def _write(self, records: list[Any]) -> None:
-        """Decodes, writes and dead-letters one chunk of records.
-
-        Raises:
-            IngestError: the write or a dead letter failed; retriable ones leave nothing
-                half-committed (the chunk is redelivered whole).
-        """
-        by_source = {RecordRef(r.topic, r.partition, r.offset): r for r in records}
-        rejections: list[Rejection] = []
-        added: list[Event] = []
-        decode_began = time.thread_time()
-        for source, record in by_source.items():
+    def _decode(self, records: list[Any]) -> _Chunk:
+        chunk = _Chunk(records, {RecordRef(r.topic, r.partition, r.offset): r for r in records})
+        began = time.thread_time()
+        for source, record in chunk.by_source.items():
             try:
                 event = decode_record(
                     record, self._settings.kafka.key_strategy, self._settings.max_record_bytes
                 )
             except InvalidEventError as exc:
-                rejections.append(Rejection(str(exc), None, source))
+                chunk.rejections.append(Rejection(str(exc), None, source))
                 continue
+            chunk.events.append((event, source))
+        chunk.decode_cpu_s = time.thread_time() - began
+        return chunk
+
+    async def _write_and_commit(self, consumer: Any, chunk: _Chunk, rest: list[Any]) -> bool:
+        """Writes a decoded chunk, dead-letters its poison and commits it; False when the
+        batch must stop there (a retriable failure rewound ``rest``, or a rebalance took
+        the partitions away).
+
+        Raises:
+            IngestError: a failure that is not retriable.
+        """
+        try:
+            await self._write(chunk)
+        except IngestError as exc:
+            if not exc.retriable:
+                raise
+            self._retry_later(consumer, rest, exc)
+            return False
+        if not await _commit(consumer, chunk.records):
+            return False
+        for partition in _partitions(chunk.records):
+            self._failures.pop(partition, None)
+        return True
+
+    async def _write(self, chunk: _Chunk) -> None:
+        for event, source in chunk.events:
             self._sink.add(event, source)
-            added.append(event)
-        decode_cpu = time.thread_time() - decode_began
-        undecodable = len(rejections)
+        undecodable = len(chunk.rejections)
         started = time.perf_counter()
-        rejections += await self._sink.flush()
-        await self._dead_letter(rejections, by_source)
+        rejections = chunk.rejections + await self._sink.flush()
+        await self._dead_letter(rejections, chunk.by_source)
         elapsed = time.perf_counter() - started
-        self._record(len(records), added, rejections, decode_cpu, elapsed)
+        added = [event for event, _ in chunk.events]
+        self._record(len(chunk.records), added, rejections, chunk.decode_cpu_s, elapsed)
         if self._metrics is not None:
             self._metrics.batch_written(added, undecodable, rejections, elapsed)
 

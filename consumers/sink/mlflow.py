@@ -68,7 +68,10 @@ class MlflowSink(BaseSink):
         held, self._held = self._held, []
         if not held:
             return []
-        return await asyncio.to_thread(self._writer.write, coalesce(held))
+        return await asyncio.to_thread(self._write, held)
+
+    def _write(self, held: list[tuple[Event, RecordRef | None]]) -> list[Rejection]:
+        return self._writer.write(coalesce(held))
 
 
 def _prepare_local_store(tracking_uri: str) -> None:
