@@ -15,6 +15,7 @@ from faststream.middlewares import AckPolicy
 from consumers.dead_letters import DeadLetterQueue
 from consumers.exporter import attach_metrics
 from consumers.handler import BatchHandler
+from consumers.health import WorkerHealth
 from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
@@ -29,13 +30,14 @@ def build_worker(
     sink: BaseSink,
     stats: WorkerStats | None = None,
     metrics: WorkerMetrics | None = None,
+    health: WorkerHealth | None = None,
 ) -> FastStream:
     """The worker app: reads the events topic in batches and writes them through ``sink``.
 
     Topics are created on start-up if missing. Offsets are committed only after a
     batch was written and its poison records were dead-lettered. With ``metrics``, they
     are updated as batches are written and served on ``settings.metrics.port``, with the
-    group's lag.
+    group's lag; with ``health`` too, the same port answers ``/healthz`` and ``/readyz``.
     """
     broker = KafkaBroker(settings.kafka.servers, client_id=settings.client_id)
     dead_letters = DeadLetterQueue.for_settings(settings.kafka)
@@ -51,13 +53,14 @@ def build_worker(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         decoder=_undecoded,
+        listener=health.listener if health is not None else None,
     )
     async def write_batch(message: KafkaMessage) -> None:
         await handler(message)
 
     app = FastStream(broker)
     if metrics is not None:
-        attach_metrics(app, settings, metrics)
+        attach_metrics(app, settings, metrics, health.readiness if health is not None else None)
 
     @app.on_startup
     async def prepare() -> None:

@@ -17,7 +17,7 @@ from consumers.lag_watch import LagWatcher
 from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
 from ingest.errors import KafkaUnavailableError
-from ingest.exposition import MetricsServer, serve_metrics
+from ingest.exposition import MetricsServer, Readiness, serve_metrics
 from ingest.topics import events_topic
 
 __all__ = ["MetricsExporter", "attach_metrics"]
@@ -33,8 +33,11 @@ class MetricsExporter:
         metrics: the worker's metrics.
     """
 
-    def __init__(self, settings: ConsumerSettings, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self, settings: ConsumerSettings, metrics: WorkerMetrics, readiness: Readiness | None = None
+    ) -> None:
         self._settings = settings
+        self._readiness = readiness
         self.metrics = metrics
         self.server: MetricsServer | None = None
         self._stop = asyncio.Event()
@@ -46,7 +49,9 @@ class MetricsExporter:
         config = self._settings.metrics
         if config.port is None:
             return
-        self.server = serve_metrics(config.host, config.port, self.metrics.registry)
+        self.server = serve_metrics(
+            config.host, config.port, self.metrics.registry, readiness=self._readiness
+        )
         logger.info("metrics on http://%s:%d/metrics", config.host, self.server.port)
         self._stop.clear()
         self._task = asyncio.create_task(self._sample_lag())
@@ -86,10 +91,14 @@ class MetricsExporter:
 
 
 def attach_metrics(
-    app: FastStream, settings: ConsumerSettings, metrics: WorkerMetrics
+    app: FastStream,
+    settings: ConsumerSettings,
+    metrics: WorkerMetrics,
+    readiness: Readiness | None = None,
 ) -> MetricsExporter:
-    """Starts the exporter after the worker starts and stops it before the worker stops."""
-    exporter = MetricsExporter(settings, metrics)
+    """Starts the exporter (``/metrics``, ``/healthz``, ``/readyz``) after the worker
+    starts and stops it before the worker stops."""
+    exporter = MetricsExporter(settings, metrics, readiness)
     app.after_startup(exporter.start)
     app.on_shutdown(exporter.stop)
     return exporter
