@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -92,10 +93,27 @@ async def ensure_topics(settings: KafkaSettings) -> None:
     """Creates the events and dead-letter topics if they do not exist yet, replicated as
     the cluster's size and the settings say (``ingest.replication``).
 
+    A broker that just died stays in the cluster's metadata until the controller fences
+    it (seconds), and a call sent to it fails at once: such failures are tried again,
+    through another broker, for up to three request timeouts.
+
     Raises:
-        KafkaUnavailableError: the cluster did not answer within the request timeout.
+        KafkaUnavailableError: the cluster did not answer in that time.
         ConfigurationError: the replication asked for cannot work on this cluster.
     """
+    deadline = time.monotonic() + 3 * settings.request_timeout_s
+    while True:
+        try:
+            await _ensure_topics_once(settings)
+            return
+        except KafkaUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.info("creating topics: %s; trying again", exc)
+            await asyncio.sleep(0.5)
+
+
+async def _ensure_topics_once(settings: KafkaSettings) -> None:
     timeout = settings.request_timeout_s
     async with admin_client(settings) as admin:
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)

@@ -22,8 +22,10 @@ from typing import Any
 import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
+from aiokafka.structs import TopicPartition
 
 from consumers import ConsumerSettings
+from ingest.errors import KafkaUnavailableError
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings, MlflowSettings
 from ingest.topics import admin_client, ensure_topics
@@ -193,7 +195,20 @@ async def test_a_partition_leader_killed_under_load_loses_and_doubles_nothing(
     runs = {new_run_id(): BUSY, new_run_id(): BUSY, new_run_id(): QUIET}
     try:
         trainers = [start_trainer(kafka, t, r, STEPS, tmp_path) for r, t in runs.items()]
-        await asyncio.sleep(4)  # logging and being written: the partition is busy
+        busy = TopicPartition(kafka.topic, partition_of(BUSY))
+
+        async def being_written() -> bool:
+            try:
+                async with admin_client(kafka) as admin:
+                    offsets = await admin.list_consumer_group_offsets(
+                        kafka.consumer_group, partitions=[busy]
+                    )
+            except KafkaUnavailableError:  # the group's coordinator is not elected yet
+                return False
+            return busy in offsets and offsets[busy].offset > 0
+
+        # The workers are in their group and committing the busy partition's records.
+        await wait_until(being_written, 90, "the workers never committed the busy partition")
         killed_at = time.monotonic()
         cluster.kill(leader)
         with LagWatch(kafka) as watch:
