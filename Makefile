@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -56,8 +57,8 @@ test-unit: install ## Run the unit tests only (no broker)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install kafka-fetch ## Benchmark the SDK call cost and Kafka->MLflow throughput vs MLflow
-	$(BIN)/python -m tests.bench.pipeline
+bench: install kafka-fetch ## Benchmark against MLflow (about 20 min; BENCH_ARGS=--quick: 3 min)
+	$(BIN)/python -m tests.bench.pipeline $(BENCH_ARGS)
 
 .PHONY: lint
 lint: install ## ruff and mypy

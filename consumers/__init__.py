@@ -7,11 +7,10 @@ from consumers.handler import BatchHandler
 from consumers.lag import GroupLag, LagMonitor, PartitionLag, TenantLag
 from consumers.lag_status import LagStatus, StatusRules
 from consumers.lag_watch import LagReport, LagWatcher
-from consumers.metrics import WorkerMetrics
 from consumers.replay import Replayer, ReplayPlan, ReplaySummary
 from consumers.settings import ConsumerSettings
 from consumers.sink import BaseSink, ListSink, MlflowSink
-from consumers.stats import WorkerStats
+from consumers.telemetry import WorkerTelemetry
 
 __all__ = [
     "BaseSink",
@@ -34,8 +33,7 @@ __all__ = [
     "SinkUnavailableError",
     "StatusRules",
     "TenantLag",
-    "WorkerMetrics",
-    "WorkerStats",
+    "WorkerTelemetry",
     "build_worker",
     "coalesce",
 ]

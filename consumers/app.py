@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -14,53 +14,61 @@ from faststream.middlewares import AckPolicy
 
 from consumers.dead_letters import DeadLetterQueue
 from consumers.exporter import attach_metrics
-from consumers.handler import BatchHandler
+from consumers.handler import BatchHandler, ConsumedBatch
 from consumers.health import WorkerHealth
-from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
-from consumers.stats import WorkerStats
-from ingest.topics import ensure_topics, events_topic
+from consumers.telemetry import WorkerTelemetry
+from ingest.kafka import ensure_topics
+from ingest.topics import events_topic
 
 logger = logging.getLogger(__name__)
 
 
 def build_worker(
-    settings: ConsumerSettings,
-    sink: BaseSink,
-    stats: WorkerStats | None = None,
-    metrics: WorkerMetrics | None = None,
-    health: WorkerHealth | None = None,
+    settings: ConsumerSettings, sink: BaseSink, telemetry: WorkerTelemetry | None = None
 ) -> FastStream:
     """The worker app: reads the events topic in batches and writes them through ``sink``.
 
     Topics are created on start-up if missing. Offsets are committed only after a
-    batch was written and its poison records were dead-lettered. With ``metrics``, they
-    are updated as batches are written and served on ``settings.metrics.port``, with the
-    group's lag; with ``health`` too, the same port answers ``/healthz`` and ``/readyz``.
+    batch was written and its poison records were dead-lettered. ``telemetry`` (a new
+    one when None) is updated as batches are written; it is served on
+    ``settings.metrics.port``, with the group's lag, ``/healthz`` and ``/readyz``, when
+    that is set.
     """
-    broker = KafkaBroker(settings.kafka.servers, client_id=settings.client_id)
-    dead_letters = DeadLetterQueue.for_settings(settings.kafka)
-    stats = stats or WorkerStats()
-    handler = BatchHandler(sink, settings, stats, dead_letters, metrics)
+    # FastStream logs each batch received and processed; at DEBUG, so a worker's log
+    # says what matters (failures, rejections, start and stop), not every batch.
+    broker = KafkaBroker(
+        settings.kafka.servers, client_id=settings.client_id, log_level=logging.DEBUG
+    )
+    dead_letters = DeadLetterQueue(settings.kafka)
+    telemetry = telemetry or WorkerTelemetry()
+    handler = BatchHandler(sink, settings, telemetry, dead_letters)
+    health = WorkerHealth(settings.mlflow)
 
     @broker.subscriber(
         events_topic(settings.kafka),
         group_id=settings.kafka.consumer_group,
+        group_instance_id=settings.group_instance_id,
         batch=True,
         max_records=settings.max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         decoder=_undecoded,
-        listener=health.listener if health is not None else None,
+        listener=health.listener,
+        title="run-events:write-mlflow",
+        description="Workers batch run events into MLflow; offsets are committed after"
+        " the write, so a consistency token is readable once the group passed it.",
     )
     async def write_batch(message: KafkaMessage) -> None:
-        await handler(message)
+        # FastStream types the consumer by the two calls its own acks make; it is
+        # aiokafka's consumer, which the handler also seeks, pauses and resumes.
+        await handler(cast("ConsumedBatch", message))
 
     app = FastStream(broker)
-    if metrics is not None:
-        attach_metrics(app, settings, metrics, health.readiness if health is not None else None)
+    if settings.metrics.port is not None:
+        attach_metrics(app, settings, telemetry, health.readiness)
 
     @app.on_startup
     async def prepare() -> None:
@@ -70,7 +78,7 @@ def build_worker(
     @app.after_shutdown
     async def close_dead_letters() -> None:
         await dead_letters.stop()
-        logger.info("worker stopped: %s", stats.summary(time.process_time()))
+        logger.info("worker stopped: %s", telemetry.summary(time.process_time()))
 
     return app
 

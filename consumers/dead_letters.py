@@ -8,15 +8,13 @@ acknowledged, so nothing vanishes between the two topics.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from consumers.errors import DeadLetterError
+from ingest.errors import IngestError
+from ingest.kafka import KafkaRecord, bounded, kafka_producer, start, stop
 from ingest.settings import KafkaSettings
 from ingest.topics import dead_letter_topic
 
@@ -39,7 +37,9 @@ DLQ_HEADERS = frozenset(
 MAX_ERROR_BYTES = 4096
 
 
-def dead_letter_headers(record: Any, reason: str, tenant_id: str | None) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    record: KafkaRecord, reason: str, tenant_id: str | None
+) -> list[tuple[str, bytes]]:
     """The record's own headers plus the dead-letter headers (a re-dead-lettered record
     keeps only its newest reason)."""
     own = [(key, value) for key, value in (record.headers or ()) if key not in DLQ_HEADERS]
@@ -58,45 +58,34 @@ class DeadLetterQueue:
     """Publishes dead letters and waits for Kafka's acknowledgement, bounded.
 
     Args:
-        bootstrap_servers: the Kafka cluster.
-        topic: the dead-letter topic (``dead_letter_topic(settings)``).
-        timeout_s: bound on connecting and on each acknowledgement.
+        kafka: the cluster; ``request_timeout_s`` bounds connecting and each
+            acknowledgement.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, timeout_s: float) -> None:
-        self.topic = topic
-        self._bootstrap_servers = bootstrap_servers
-        self._timeout_s = timeout_s
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.topic = dead_letter_topic(kafka)
+        self._kafka = kafka
         self._producer: AIOKafkaProducer | None = None
 
-    @classmethod
-    def for_settings(cls, kafka: KafkaSettings) -> DeadLetterQueue:
-        """The dead-letter queue of the events topic in ``kafka`` settings."""
-        return cls(kafka.bootstrap_servers, dead_letter_topic(kafka), kafka.request_timeout_s)
-
     async def start(self) -> None:
-        """Connects, bounded by the timeout."""
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            request_timeout_ms=int(self._timeout_s * 1000),
-            max_request_size=4 * 1024 * 1024,
-        )
+        """Connects, bounded by the timeout.
+
+        Raises:
+            DeadLetterError: no broker answered in time.
+        """
+        producer = kafka_producer(self._kafka, max_request_size=4 * 1024 * 1024)
         try:
-            await asyncio.wait_for(self._producer.start(), self._timeout_s)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise DeadLetterError(f"could not connect the dead-letter producer: {exc!r}") from exc
+            self._producer = await start(producer, self._kafka)
+        except IngestError as exc:
+            raise DeadLetterError(f"could not connect the dead-letter producer: {exc}") from exc
 
     async def stop(self) -> None:
-        """Disconnects, bounded by the timeout."""
+        """Disconnects, bounded by the timeout (nothing is pending: each send was awaited)."""
         producer, self._producer = self._producer, None
-        if producer is None:
-            return
-        with contextlib.suppress(TimeoutError, KafkaError, OSError):  # nothing is pending
-            await asyncio.wait_for(producer.stop(), self._timeout_s)
+        if producer is not None:
+            await stop(producer, self._kafka.request_timeout_s)
 
-    async def send(self, record: Any, reason: str, tenant_id: str | None) -> None:
+    async def send(self, record: KafkaRecord, reason: str, tenant_id: str | None) -> None:
         """Publishes ``record`` as a dead letter and waits until Kafka acknowledged it.
 
         Raises:
@@ -105,15 +94,15 @@ class DeadLetterQueue:
         """
         if self._producer is None:
             raise DeadLetterError("the dead-letter producer is not connected")
-        try:
-            future = await self._producer.send(
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        await bounded(
+            self._producer.send_and_wait(
                 self.topic,
                 value=record.value,
                 key=record.key,
                 headers=dead_letter_headers(record, reason, tenant_id),
-            )
-            await asyncio.wait_for(future, self._timeout_s)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise DeadLetterError(
-                f"could not dead-letter {record.topic}[{record.partition}]@{record.offset}: {exc!r}"
-            ) from exc
+            ),
+            self._kafka,
+            f"dead-lettering {where}",
+            error=DeadLetterError,
+        )

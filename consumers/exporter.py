@@ -14,8 +14,8 @@ from faststream import FastStream
 
 from consumers.lag import LagMonitor
 from consumers.lag_watch import LagWatcher
-from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
+from consumers.telemetry import WorkerTelemetry
 from ingest.errors import KafkaUnavailableError
 from ingest.exposition import MetricsServer, Readiness, serve_metrics
 from ingest.topics import events_topic
@@ -30,15 +30,18 @@ class MetricsExporter:
 
     Args:
         settings: the worker's settings (``metrics`` says where to serve, how often to sample).
-        metrics: the worker's metrics.
+        telemetry: the worker's telemetry.
     """
 
     def __init__(
-        self, settings: ConsumerSettings, metrics: WorkerMetrics, readiness: Readiness | None = None
+        self,
+        settings: ConsumerSettings,
+        telemetry: WorkerTelemetry,
+        readiness: Readiness | None = None,
     ) -> None:
         self._settings = settings
         self._readiness = readiness
-        self.metrics = metrics
+        self.telemetry = telemetry
         self.server: MetricsServer | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -50,7 +53,7 @@ class MetricsExporter:
         if config.port is None:
             return
         self.server = serve_metrics(
-            config.host, config.port, self.metrics.registry, readiness=self._readiness
+            config.host, config.port, self.telemetry.registry, readiness=self._readiness
         )
         logger.info("metrics on http://%s:%d/metrics", config.host, self.server.port)
         self._stop.clear()
@@ -80,10 +83,10 @@ class MetricsExporter:
                 # The events topic is named so that records the group has not committed
                 # yet (its first batch, or no worker up) count as lag from the start.
                 watcher = LagWatcher(monitor, kafka.consumer_group, topics=[events_topic(kafka)])
-                await watcher.watch(interval, self.metrics.observe_lag, self._stop)
+                await watcher.watch(interval, self.telemetry.observe_lag, self._stop)
             except KafkaUnavailableError as exc:
                 logger.warning("no lag for /metrics yet: %s", exc)
-                self.metrics.lag_unreadable(kafka.consumer_group)
+                self.telemetry.lag_unreadable(kafka.consumer_group)
             finally:
                 await monitor.close()
             with contextlib.suppress(TimeoutError):
@@ -93,12 +96,12 @@ class MetricsExporter:
 def attach_metrics(
     app: FastStream,
     settings: ConsumerSettings,
-    metrics: WorkerMetrics,
+    telemetry: WorkerTelemetry,
     readiness: Readiness | None = None,
 ) -> MetricsExporter:
     """Starts the exporter (``/metrics``, ``/healthz``, ``/readyz``) after the worker
     starts and stops it before the worker stops."""
-    exporter = MetricsExporter(settings, metrics, readiness)
+    exporter = MetricsExporter(settings, telemetry, readiness)
     app.after_startup(exporter.start)
     app.on_shutdown(exporter.stop)
     return exporter

@@ -16,22 +16,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Protocol
 
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import TopicPartition
 
 from consumers.batch import RecordRef, Rejection
 from consumers.dead_letters import DeadLetterQueue
-from consumers.metrics import WorkerMetrics
 from consumers.records import decode_record
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
-from consumers.stats import WorkerStats
+from consumers.telemetry import WorkerTelemetry
 from ingest.errors import IngestError, InvalidEventError
-from ingest.events import Event, MetricsLogged
+from ingest.events import Event
+from ingest.kafka.records import BatchConsumer, KafkaRecord
+from ingest.topics import tenant_of_key
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +42,18 @@ class ConsumedBatch(Protocol):
     """What the handler needs of FastStream's batch message: the records and the
     aiokafka consumer that read them (to commit, seek and pause)."""
 
-    raw_message: Any
-    consumer: Any
+    @property
+    def raw_message(self) -> Sequence[KafkaRecord] | KafkaRecord: ...
+    @property
+    def consumer(self) -> BatchConsumer: ...
 
 
 @dataclass
 class _Chunk:
     """Records decoded and waiting to be written together."""
 
-    records: list[Any]
-    by_source: dict[RecordRef, Any]
+    records: list[KafkaRecord]
+    by_source: dict[RecordRef, KafkaRecord]
     events: list[tuple[Event, RecordRef]] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     decode_cpu_s: float = 0.0
@@ -61,35 +65,37 @@ class BatchHandler:
     Args:
         sink: where events go.
         settings: limits, retry backoff and key strategy.
-        stats: counters to update.
+        telemetry: what to count; a new one when None.
         dead_letters: where poison records go; None logs and counts them only.
-        metrics: Prometheus metrics to update, if any.
     """
 
     def __init__(
         self,
         sink: BaseSink,
         settings: ConsumerSettings,
-        stats: WorkerStats,
+        telemetry: WorkerTelemetry | None = None,
         dead_letters: DeadLetterQueue | None = None,
-        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._sink = sink
         self._settings = settings
-        self._stats = stats
+        self.telemetry = telemetry or WorkerTelemetry()
         self._dead_letters = dead_letters
-        self._metrics = metrics
         self._failures: dict[TopicPartition, int] = {}
 
+    @property
+    def failed_tries(self) -> Mapping[TopicPartition, int]:
+        """Per partition, the writes that failed in a row (read-only; cleared by a commit)."""
+        return MappingProxyType(self._failures)
+
     async def __call__(self, message: ConsumedBatch) -> None:
-        records: Sequence[Any] = message.raw_message
-        if not isinstance(records, tuple | list):
-            records = (records,)
+        raw = message.raw_message
+        records: Sequence[KafkaRecord] = raw if isinstance(raw, tuple | list) else (raw,)
         consumer = message.consumer
         # The previous chunk's write and commit, which the next chunk's decoding overlaps:
         # the store works (in a thread, or in its own server) while this thread decodes.
         writing: asyncio.Task[bool] | None = None
-        for start, stop in _chunks(records, self._settings.max_batch_bytes):
+        chunks = list(_chunks(records, self._settings.max_batch_bytes))
+        for start, stop in chunks:
             # A rebalance may have taken partitions away since the fetch: their new owner
             # reads them from the last commit, so they are not written here twice.
             assigned = consumer.assignment()
@@ -100,19 +106,18 @@ class BatchHandler:
             if writing is not None and not await writing:
                 return
             rest = [r for r in records[start:] if _partition(r) in assigned]
-            writing = asyncio.create_task(self._write_and_commit(consumer, decoded, rest))
+            last = stop == chunks[-1][1]
+            writing = asyncio.create_task(self._write_and_commit(consumer, decoded, rest, last))
             await asyncio.sleep(0)  # let the write reach its thread before decoding on
         if writing is not None:
             await writing
 
-    def _decode(self, records: list[Any]) -> _Chunk:
+    def _decode(self, records: list[KafkaRecord]) -> _Chunk:
         chunk = _Chunk(records, {RecordRef(r.topic, r.partition, r.offset): r for r in records})
         began = time.thread_time()
         for source, record in chunk.by_source.items():
             try:
-                event = decode_record(
-                    record, self._settings.kafka.key_strategy, self._settings.max_record_bytes
-                )
+                event = decode_record(record, self._settings.max_record_bytes)
             except InvalidEventError as exc:
                 chunk.rejections.append(Rejection(str(exc), None, source))
                 continue
@@ -120,10 +125,13 @@ class BatchHandler:
         chunk.decode_cpu_s = time.thread_time() - began
         return chunk
 
-    async def _write_and_commit(self, consumer: Any, chunk: _Chunk, rest: list[Any]) -> bool:
+    async def _write_and_commit(
+        self, consumer: BatchConsumer, chunk: _Chunk, rest: list[KafkaRecord], last: bool
+    ) -> bool:
         """Writes a decoded chunk, dead-letters its poison and commits it; False when the
         batch must stop there (a retriable failure rewound ``rest``, or a rebalance took
-        the partitions away).
+        the partitions away). The batch's last chunk commits the consumer's position on
+        every partition it holds, so that one with nothing to read has a commit too.
 
         Raises:
             IngestError: a failure that is not retriable.
@@ -135,7 +143,7 @@ class BatchHandler:
                 raise
             self._retry_later(consumer, rest, exc)
             return False
-        if not await _commit(consumer, chunk.records):
+        if not await _commit(consumer, None if last else chunk.records):
             return False
         for partition in _partitions(chunk.records):
             self._failures.pop(partition, None)
@@ -150,12 +158,11 @@ class BatchHandler:
         await self._dead_letter(rejections, chunk.by_source)
         elapsed = time.perf_counter() - started
         added = [event for event, _ in chunk.events]
-        self._record(len(chunk.records), added, rejections, chunk.decode_cpu_s, elapsed)
-        if self._metrics is not None:
-            self._metrics.batch_written(added, undecodable, rejections, elapsed)
+        self.telemetry.batch_written(added, undecodable, rejections, chunk.decode_cpu_s, elapsed)
+        _log_rejections(rejections)
 
     async def _dead_letter(
-        self, rejections: list[Rejection], by_source: dict[RecordRef, Any]
+        self, rejections: list[Rejection], by_source: dict[RecordRef, KafkaRecord]
     ) -> None:
         if self._dead_letters is None:
             return
@@ -168,12 +175,14 @@ class BatchHandler:
             tenants[rejection.source] = (
                 rejection.event.tenant_id
                 if rejection.event is not None
-                else _key_tenant(by_source[rejection.source])
+                else tenant_of_key(by_source[rejection.source].key)
             )
         for source, why in reasons.items():
             await self._dead_letters.send(by_source[source], "; ".join(why), tenants[source])
 
-    def _retry_later(self, consumer: Any, records: Sequence[Any], exc: IngestError) -> None:
+    def _retry_later(
+        self, consumer: BatchConsumer, records: Sequence[KafkaRecord], exc: IngestError
+    ) -> None:
         """Rewinds each partition to its first unwritten record and pauses it for a
         backoff that doubles per failed try, up to the maximum."""
         first: dict[TopicPartition, int] = {}
@@ -183,9 +192,7 @@ class BatchHandler:
         tries = max((self._failures.get(p, 0) for p in partitions), default=0) + 1
         for partition in partitions:
             self._failures[partition] = tries
-        self._stats.retries += 1
-        if self._metrics is not None:
-            self._metrics.write_failed()
+        self.telemetry.write_failed()
         delay = min(
             self._settings.retry_backoff_s * 2 ** (tries - 1), self._settings.retry_backoff_max_s
         )
@@ -201,45 +208,28 @@ class BatchHandler:
         consumer.pause(*partitions)
         asyncio.get_running_loop().call_later(delay, _resume, consumer, partitions)
 
-    def _record(
-        self,
-        consumed: int,
-        added: list[Event],
-        rejections: list[Rejection],
-        decode_cpu_s: float,
-        write_s: float,
-    ) -> None:
-        stats = self._stats
-        stats.batches += 1
-        stats.consumed += consumed
-        stats.points += sum(len(e.metrics) for e in added if isinstance(e, MetricsLogged))
-        stats.decode_cpu_s += decode_cpu_s
-        stats.write_s += write_s
-        stats.rejected += len(rejections)
-        for rejection in rejections:
-            kind = getattr(rejection.event, "kind", "undecodable")
-            stats.rejected_by_kind[str(kind)] += 1
-            where = rejection.source
-            logger.error(
-                "rejected %s event%s%s: %s",
-                kind,
-                f" of run {rejection.event.run_id} (tenant {rejection.event.tenant_id})"
-                if rejection.event is not None
-                else "",
-                f" at {where.topic}[{where.partition}]@{where.offset}" if where else "",
-                rejection.reason,
-            )
+
+def _log_rejections(rejections: Iterable[Rejection]) -> None:
+    for rejection in rejections:
+        event, where = rejection.event, rejection.source
+        logger.error(
+            "rejected %s event%s%s: %s",
+            "undecodable" if event is None else event.kind,
+            f" of run {event.run_id} (tenant {event.tenant_id})" if event is not None else "",
+            f" at {where.topic}[{where.partition}]@{where.offset}" if where else "",
+            rejection.reason,
+        )
 
 
-def _partition(record: Any) -> TopicPartition:
+def _partition(record: KafkaRecord) -> TopicPartition:
     return TopicPartition(record.topic, record.partition)
 
 
-def _partitions(records: Iterable[Any]) -> set[TopicPartition]:
+def _partitions(records: Iterable[KafkaRecord]) -> set[TopicPartition]:
     return {_partition(r) for r in records}
 
 
-def _chunks(records: Sequence[Any], max_bytes: int) -> Iterator[tuple[int, int]]:
+def _chunks(records: Sequence[KafkaRecord], max_bytes: int) -> Iterator[tuple[int, int]]:
     """Consecutive ``[start, stop)`` slices of ``records`` of at most ``max_bytes`` of
     values each (at least one record), so that a commit follows every few seconds of
     work whatever a record carries."""
@@ -254,14 +244,17 @@ def _chunks(records: Sequence[Any], max_bytes: int) -> Iterator[tuple[int, int]]
         yield start, len(records)
 
 
-async def _commit(consumer: Any, records: Iterable[Any]) -> bool:
-    """Commits the offsets after ``records``, per partition; False when a rebalance took
+async def _commit(consumer: BatchConsumer, records: Iterable[KafkaRecord] | None) -> bool:
+    """Commits the offsets after ``records``, per partition, or with None every position
+    the consumer holds (all it fetched has been written); False when a rebalance took
     the partitions away meanwhile (their new owner rewrites from the last commit, which
     the idempotent writes make harmless), so the rest of the batch is left to it."""
-    offsets: dict[TopicPartition, int] = {}
-    for record in records:
-        partition = _partition(record)
-        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+    offsets: dict[TopicPartition, int] | None = None
+    if records is not None:
+        offsets = {}
+        for record in records:
+            partition = _partition(record)
+            offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
     try:
         await consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError) as exc:
@@ -270,11 +263,7 @@ async def _commit(consumer: Any, records: Iterable[Any]) -> bool:
     return True
 
 
-def _key_tenant(record: Any) -> str | None:
-    return record.key.decode(errors="replace").split("/", 1)[0] if record.key else None
-
-
-def _resume(consumer: Any, partitions: set[TopicPartition]) -> None:
+def _resume(consumer: BatchConsumer, partitions: set[TopicPartition]) -> None:
     # A rebalance may have taken some away meanwhile; resume only what is still ours.
     assigned = consumer.assignment()
     consumer.resume(*(p for p in partitions if p in assigned))

@@ -29,21 +29,32 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocol
 from aiokafka.structs import TopicPartition
 
+from ingest.kafka import (
+    OffsetRange,
+    bounded,
+    existing_partitions,
+    kafka_admin,
+    kafka_consumer,
+    read_ranges,
+    start,
+    stop,
+)
+from ingest.kafka.compat import group_owners
 from ingest.settings import KafkaSettings
-from ingest.topics import bounded
+from ingest.topics import tenant_of_key
 
 __all__ = ["GroupLag", "LagMonitor", "PartitionLag", "TenantLag"]
 
-_SCAN_POLL_MS = 500
+T = TypeVar("T")
+
+NO_KEY = "(no key)"
+"""The tenant figures' name for records without a key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +151,8 @@ class LagMonitor:
     def __init__(self, settings: KafkaSettings, scan_cap: int = 10_000) -> None:
         self._settings = settings
         self._scan_cap = scan_cap
-        timeout_ms = int(settings.request_timeout_s * 1000)
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=timeout_ms
-        )
-        self._reader = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=timeout_ms,
-        )
+        self._admin = kafka_admin(settings)
+        self._reader = kafka_consumer(settings)
 
     async def start(self) -> None:
         """Connects.
@@ -158,13 +160,17 @@ class LagMonitor:
         Raises:
             KafkaUnavailableError: Kafka did not answer within the request timeout.
         """
-        await self._call(self._admin.start(), "connect")
-        await self._call(self._reader.start(), "connect")
+        try:
+            await start(self._admin, self._settings)
+            await start(self._reader, self._settings)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Disconnects."""
-        await self._reader.stop()
-        await self._admin.close()
+        await stop(self._reader, self._settings.request_timeout_s)
+        await stop(self._admin, self._settings.request_timeout_s)
 
     async def __aenter__(self) -> LagMonitor:
         await self.start()
@@ -187,11 +193,12 @@ class LagMonitor:
         """
         offsets = await self._call(self._admin.list_consumer_group_offsets(group), group)
         committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-        state, owners = await self._members(group)
-        known = {tp.topic for tp in (*committed, *owners)}
-        tps = sorted(
-            set(committed) | set(owners) | await self._partitions(known | set(topics), group)
+        state, owners = group_owners(
+            await self._call(self._admin.describe_consumer_groups([group]), group)
         )
+        known = {tp.topic for tp in (*committed, *owners)}
+        every = await existing_partitions(self._admin, self._settings, known | set(topics))
+        tps = sorted(set(committed) | set(owners) | every)
         starts: dict[TopicPartition, int] = (
             await self._call(self._reader.beginning_offsets(tps), group) if tps else {}
         )
@@ -218,79 +225,39 @@ class LagMonitor:
         members = len(set(owners.values()))
         return GroupLag(group, state, members, now_ms, partitions, tenants, capped)
 
-    async def _partitions(self, topics: set[str], group: str) -> set[TopicPartition]:
-        """Every partition of ``topics`` that exists; a missing topic has none."""
-        if not topics:
-            return set()
-        # All topics' metadata, not the named ones': a metadata request that names a
-        # topic asks the broker to create it, and looking must never create anything.
-        described = await self._call(self._admin.describe_topics(), group)
-        return {
-            TopicPartition(t["topic"], p["partition"])
-            for t in described
-            if t["topic"] in topics and not t["error_code"]
-            for p in t["partitions"]
-        }
-
-    async def _members(self, group: str) -> tuple[str, dict[TopicPartition, str]]:
-        """The group's state and, per partition, the member holding it."""
-        responses = await self._call(self._admin.describe_consumer_groups([group]), group)
-        owners: dict[TopicPartition, str] = {}
-        state = "Unknown"
-        for response in responses:
-            for described in response.groups:
-                error_code, _, state = described[0], described[1], described[2]
-                if error_code:
-                    continue
-                for member in described[5]:
-                    member_id, assignment = member[0], member[4]
-                    if not assignment:
-                        continue
-                    for tp in ConsumerProtocol.ASSIGNMENT.decode(assignment).partitions():
-                        owners[tp] = member_id
-        return state, owners
-
     async def _scan(
-        self, waiting: dict[TopicPartition, tuple[int, int]]
+        self, waiting: dict[TopicPartition, OffsetRange]
     ) -> tuple[dict[TopicPartition, int], list[TenantLag], bool]:
         """Reads the unconsumed records (up to the cap per partition): the oldest
         timestamp per partition, and per tenant the count and oldest timestamp."""
-        stops = {tp: min(end, start + self._scan_cap) for tp, (start, end) in waiting.items()}
-        capped = any(stops[tp] < end for tp, (_, end) in waiting.items())
-        reader = self._reader
-        reader.assign(list(waiting))
-        for tp, (start, _) in waiting.items():
-            reader.seek(tp, start)
+        stops = {
+            tp: (start, min(end, start + self._scan_cap)) for tp, (start, end) in waiting.items()
+        }
         oldest: dict[TopicPartition, int] = {}
+        last: dict[TopicPartition, int] = {}
         counts: dict[str, int] = defaultdict(int)
         tenant_oldest: dict[str, int] = {}
-        remaining = set(waiting)
-        deadline = time.monotonic() + self._settings.request_timeout_s
-        while remaining and time.monotonic() < deadline:
-            batches = await reader.getmany(*remaining, timeout_ms=_SCAN_POLL_MS)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset >= stops[tp]:
-                        remaining.discard(tp)
-                        break
-                    oldest.setdefault(tp, record.timestamp)
-                    tenant = _tenant(record.key)
-                    counts[tenant] += 1
-                    tenant_oldest[tenant] = min(
-                        tenant_oldest.get(tenant, record.timestamp), record.timestamp
-                    )
-                if records and records[-1].offset >= stops[tp] - 1:
-                    remaining.discard(tp)
-        reader.unsubscribe()  # no fetching in the background between samples
+        ranges = read_ranges(
+            self._reader,
+            stops,
+            self._settings,
+            "reading unconsumed records",
+            self._settings.request_timeout_s,
+        )
+        async for tp, records in ranges:
+            oldest.setdefault(tp, records[0].timestamp)
+            last[tp] = records[-1].offset
+            for record in records:
+                tenant = tenant_of_key(record.key) or NO_KEY
+                counts[tenant] += 1
+                tenant_oldest[tenant] = min(
+                    tenant_oldest.get(tenant, record.timestamp), record.timestamp
+                )
+        self._reader.unsubscribe()  # no fetching in the background between samples
+        unread = any(last.get(tp, start - 1) < stop - 1 for tp, (start, stop) in stops.items())
+        capped = any(stops[tp][1] < end for tp, (_, end) in waiting.items())
         tenants = [TenantLag(t, counts[t], tenant_oldest[t]) for t in sorted(counts)]
-        return oldest, tenants, capped or bool(remaining)
+        return oldest, tenants, capped or unread
 
-    async def _call(self, awaitable: Any, what: str) -> Any:
-        return await bounded(awaitable, self._settings, what=f"reading the lag of {what!r}")
-
-
-def _tenant(key: bytes | None) -> str:
-    """The tenant of a record key: ``tenant`` or ``tenant/run``."""
-    if not key:
-        return "(no key)"
-    return key.decode(errors="replace").split("/", 1)[0]
+    async def _call(self, awaitable: Awaitable[T], group: str) -> T:
+        return await bounded(awaitable, self._settings, f"reading the lag of {group!r}")

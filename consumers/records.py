@@ -6,19 +6,16 @@ what the workers wrote.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ingest import codec
 from ingest.errors import InvalidEventError
 from ingest.events import Event
-from ingest.settings import KeyStrategy
+from ingest.kafka.records import KafkaRecord
+from ingest.topics import tenant_of_key
 
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
 
-def decode_record(
-    record: Any, strategy: KeyStrategy, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
-) -> Event:
+def decode_record(record: KafkaRecord, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Event:
     """The record's event.
 
     Raises:
@@ -32,9 +29,8 @@ def decode_record(
             f"record is {size} bytes; at most {max_bytes} (MATIH_CONSUMER_MAX_RECORD_BYTES)"
         )
     event = codec.decode(record.value)
-    key = record.key.decode(errors="replace") if record.key else ""
-    tenant = key.split("/", 1)[0] if strategy is KeyStrategy.RUN else key
-    if key and tenant != event.tenant_id:
+    tenant = tenant_of_key(record.key)
+    if tenant is not None and tenant != event.tenant_id:
         raise InvalidEventError(
             f"record key tenant {tenant!r} differs from the event's tenant_id {event.tenant_id!r};"
             " an event is written only to its key's tenant"

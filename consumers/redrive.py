@@ -8,12 +8,10 @@ again comes back to the dead-letter topic with its new reason.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.dead_letters import (
@@ -25,8 +23,19 @@ from consumers.dead_letters import (
     TENANT_HEADER,
     TIME_HEADER,
 )
+from ingest.kafka import (
+    KafkaRecord,
+    OffsetRange,
+    bounded,
+    kafka_consumer,
+    kafka_producer,
+    read_ranges,
+    start,
+    stop,
+    topic_partitions,
+)
 from ingest.settings import KafkaSettings
-from ingest.topics import dead_letter_topic, topic_partitions
+from ingest.topics import dead_letter_topic
 
 
 @dataclass(frozen=True)
@@ -74,48 +83,65 @@ class DeadLetterReader:
         self._kafka = kafka
         self._group = group
         self._consumer: AIOKafkaConsumer | None = None
-        self._ends: dict[TopicPartition, int] = {}
+        self._ranges: dict[TopicPartition, OffsetRange] = {}
 
     async def __aenter__(self) -> DeadLetterReader:
+        """Connects and fixes the range to read: from the group's commit (or the log
+        start) up to the log end now.
+
+        Raises:
+            KafkaUnavailableError: Kafka did not answer within the request timeout.
+        """
         kafka = self._kafka
         partitions = await topic_partitions(kafka, dead_letter_topic(kafka))
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            group_id=self._group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=int(kafka.request_timeout_s * 1000),
-        )
-        await asyncio.wait_for(consumer.start(), kafka.request_timeout_s)
+        consumer = await start(kafka_consumer(kafka, group_id=self._group), kafka)
         self._consumer = consumer
         if partitions:
-            consumer.assign(partitions)
-            self._ends = await consumer.end_offsets(partitions)
-            if self._group is None:
-                await consumer.seek_to_beginning(*partitions)
+            doing = "reading the dead-letter offsets"
+            ends = await bounded(consumer.end_offsets(partitions), kafka, doing)
+            starts = await bounded(consumer.beginning_offsets(partitions), kafka, doing)
+            if self._group is not None:
+                committed = await bounded(self._committed(consumer, partitions), kafka, doing)
+                starts.update(committed)
+            self._ranges = {tp: (starts[tp], ends[tp]) for tp in partitions}
         return self
 
     async def __aexit__(self, *_: object) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop(self._consumer, self._kafka.request_timeout_s)
 
     async def letters(self, tenant_id: str | None = None) -> AsyncIterator[DeadLetter]:
-        """Yields the dead letters (only ``tenant_id``'s, if given) up to the end seen at open."""
+        """Yields the dead letters (only ``tenant_id``'s, if given) up to the end seen at
+        open, oldest first per partition.
+
+        Raises:
+            KafkaUnavailableError: Kafka stopped answering.
+        """
         consumer = self._require()
-        for partition, end in self._ends.items():
-            while await consumer.position(partition) < end:
-                batch = await consumer.getmany(partition, timeout_ms=1000)
-                for record in batch.get(partition, ()):
-                    if record.offset >= end:
-                        break
-                    letter = _letter(record)
-                    if tenant_id is None or letter.tenant_id == tenant_id:
-                        yield letter
+        async for _, records in read_ranges(
+            consumer, self._ranges, self._kafka, "reading dead letters"
+        ):
+            for record in records:
+                letter = _letter(record)
+                if tenant_id is None or letter.tenant_id == tenant_id:
+                    yield letter
 
     async def commit(self, letter: DeadLetter) -> None:
-        """Moves the group past ``letter``."""
+        """Moves the group past ``letter``.
+
+        Raises:
+            KafkaUnavailableError: Kafka did not take the commit in time.
+        """
         partition = TopicPartition(dead_letter_topic(self._kafka), letter.partition)
-        await self._require().commit({partition: OffsetAndMetadata(letter.offset + 1, "")})
+        offsets = {partition: OffsetAndMetadata(letter.offset + 1, "")}
+        await bounded(self._require().commit(offsets), self._kafka, "committing re-drive progress")
+
+    @staticmethod
+    async def _committed(
+        consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        found = {tp: await consumer.committed(tp) for tp in partitions}
+        return {tp: offset for tp, offset in found.items() if offset is not None}
 
     def _require(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -133,10 +159,7 @@ async def redrive(
     move (the others stay pending); re-driving one twice is harmless, as writes are
     idempotent.
     """
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
-    )
-    await asyncio.wait_for(producer.start(), kafka.request_timeout_s)
+    producer = await start(kafka_producer(kafka), kafka)
     done: list[DeadLetter] = []
     try:
         async with DeadLetterReader(kafka, group=redrive_group(kafka)) as reader:
@@ -144,21 +167,25 @@ async def redrive(
                 if dry_run:
                     done.append(letter)
                     continue
-                await producer.send_and_wait(
-                    letter.source_topic,
-                    value=letter.value,
-                    key=letter.key,
-                    headers=letter.original_headers,
+                await bounded(
+                    producer.send_and_wait(
+                        letter.source_topic,
+                        value=letter.value,
+                        key=letter.key,
+                        headers=letter.original_headers,
+                    ),
+                    kafka,
+                    f"re-driving the dead letter at {letter.partition}@{letter.offset}",
                 )
                 done.append(letter)
                 if tenant_id is None:
                     await reader.commit(letter)
     finally:
-        await producer.stop()
+        await stop(producer, kafka.request_timeout_s)
     return done
 
 
-def _letter(record: Any) -> DeadLetter:
+def _letter(record: KafkaRecord) -> DeadLetter:
     headers = tuple(record.headers or ())
     found = dict(headers)
 

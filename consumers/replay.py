@@ -18,9 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from consumers.batch import RecordRef, Rejection
@@ -28,8 +27,18 @@ from consumers.records import decode_record
 from consumers.sink.base import BaseSink
 from ingest.errors import InvalidEventError
 from ingest.events import Event, MetricsLogged, ParamsLogged, RunCreated, RunEnded, TagsSet
+from ingest.kafka import (
+    KafkaRecord,
+    OffsetRange,
+    bounded,
+    kafka_consumer,
+    read_ranges,
+    start,
+    stop,
+    topic_partitions,
+)
 from ingest.settings import KafkaSettings
-from ingest.topics import bounded, events_topic, topic_partitions
+from ingest.topics import events_topic
 
 __all__ = ["ReplayBound", "ReplayPlan", "ReplaySummary", "Replayer", "parse_bound"]
 
@@ -38,7 +47,7 @@ logger = logging.getLogger(__name__)
 ReplayBound = datetime | int
 """Where a replay starts or stops: a point in time, or an offset on every partition."""
 
-_POLL_MS = 500
+T = TypeVar("T")
 
 
 def parse_bound(text: str) -> ReplayBound:
@@ -64,7 +73,7 @@ def parse_bound(text: str) -> ReplayBound:
 class ReplayPlan:
     """Per partition, the offsets to read: ``[start, stop)``."""
 
-    ranges: dict[TopicPartition, tuple[int, int]]
+    ranges: dict[TopicPartition, OffsetRange]
 
     @property
     def total(self) -> int:
@@ -114,21 +123,14 @@ class Replayer:
         self._tenant = tenant
         self._run = run
         self._batch_size = batch_size
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=int(settings.request_timeout_s * 1000),
-            max_poll_records=batch_size,
-        )
+        self._consumer = kafka_consumer(settings, max_poll_records=batch_size)
 
     async def __aenter__(self) -> Replayer:
-        await self._call(self._consumer.start())
+        await start(self._consumer, self._settings)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
+        await stop(self._consumer, self._settings.request_timeout_s)
 
     async def plan(self, start: ReplayBound, stop: ReplayBound | None = None) -> ReplayPlan:
         """Resolves the bounds to offsets on every partition of the events topic.
@@ -158,39 +160,26 @@ class Replayer:
         """
         summary = ReplaySummary()
         started = time.monotonic()
-        todo = {tp: rng for tp, rng in plan.ranges.items() if rng[1] > rng[0]}
-        consumer = self._consumer
-        consumer.assign(list(todo))
-        for tp, (start, _) in todo.items():
-            consumer.seek(tp, start)
         pending = 0
-        while todo:
-            batches = await self._call(consumer.getmany(*todo, timeout_ms=_POLL_MS))
-            read = 0
-            for tp, records in batches.items():
-                stop = todo[tp][1]
-                for record in records:
-                    if record.offset >= stop:
-                        break
-                    read += 1
-                    pending += self._take(record, summary)
-                if records and (records[-1].offset >= stop - 1):
-                    del todo[tp]
-                    consumer.pause(tp)
-            summary.records += read
-            if pending >= self._batch_size or not todo:
+        async for _, records in read_ranges(
+            self._consumer, plan.ranges, self._settings, "reading the range to replay"
+        ):
+            summary.records += len(records)
+            pending += sum(self._take(record, summary) for record in records)
+            if pending >= self._batch_size:
                 await self._flush(summary)
                 pending = 0
-            if progress is not None and read:
-                progress(read)
+            if progress is not None:
+                progress(len(records))
+        await self._flush(summary)
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _take(self, record: Any, summary: ReplaySummary) -> int:
+    def _take(self, record: KafkaRecord, summary: ReplaySummary) -> int:
         """Decodes and filters one record, holds it for the sink; 1 if held."""
         source = RecordRef(record.topic, record.partition, record.offset)
         try:
-            event = decode_record(record, self._settings.key_strategy)
+            event = decode_record(record)
         except InvalidEventError as exc:
             if self._tenant is None and self._run is None:
                 summary.dead_letters.append(Rejection(str(exc), None, source))
@@ -226,8 +215,10 @@ class Replayer:
         # No record at or after the time: the range starts (or stops) at the log end.
         return {tp: end[tp] if found.get(tp) is None else found[tp].offset for tp in first}
 
-    async def _call(self, awaitable: Awaitable[Any]) -> Any:
-        return await bounded(awaitable, self._settings, self._settings.request_timeout_s * 3)
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        return await bounded(
+            awaitable, self._settings, "planning the replay", self._settings.request_timeout_s * 3
+        )
 
 
 def _count(event: Event, summary: ReplaySummary) -> None:

@@ -18,6 +18,11 @@ class ConsumerSettings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     client_id: str = "matih-ingest-worker"
+    group_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (e.g. the pod name): a worker that restarts"
+        " within the session timeout gets its partitions back without a rebalance.",
+    )
     max_records: int = Field(default=500, gt=0, description="Most records fetched at once.")
     max_batch_bytes: int = Field(
         default=4 * 1024 * 1024,

@@ -17,9 +17,10 @@ from ingest.events import (
 )
 from ingest.exposition import MetricsServer, metrics_asgi_app, serve_metrics
 from ingest.ids import new_run_id
+from ingest.kafka.admin import ensure_topics
 from ingest.reader import MetricHistoryPoint, RunReader
 from ingest.settings import KafkaSettings, KeyStrategy, MetricsSettings, MlflowSettings
-from ingest.topics import dead_letter_topic, ensure_topics, events_topic
+from ingest.topics import dead_letter_topic, events_topic
 
 __all__ = [
     "Event",

@@ -12,13 +12,25 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
 from aiokafka.structs import TopicPartition
 
 from ingest.errors import InvalidEventError
+from ingest.kafka.admin import admin_client
 from ingest.settings import KafkaSettings
-from ingest.topics import admin_client
 
 _POLL_S = 0.1
+_COORDINATOR_NOT_READY = (
+    GroupCoordinatorNotAvailableError,
+    CoordinatorLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+"""Answers of a broker that has not yet elected or loaded the group's coordinator: the
+group has committed nothing visible yet, so the wait goes on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +73,15 @@ async def wait_committed(
     deadline = time.monotonic() + timeout
     async with admin_client(settings) as admin:
         while True:
-            committed = await asyncio.wait_for(
-                admin.list_consumer_group_offsets(settings.consumer_group, partitions=list(wanted)),
-                settings.request_timeout_s,
-            )
+            try:
+                committed = await asyncio.wait_for(
+                    admin.list_consumer_group_offsets(
+                        settings.consumer_group, partitions=list(wanted)
+                    ),
+                    settings.request_timeout_s,
+                )
+            except _COORDINATOR_NOT_READY:
+                committed = {}  # a new broker still electing the group's coordinator
             if all(
                 tp in committed and committed[tp].offset > offset for tp, offset in wanted.items()
             ):

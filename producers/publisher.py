@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from ingest import codec
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
-from ingest.topics import ensure_topics, events_topic, record_key
+from ingest.kafka import ensure_topics, kafka_producer, start, stop
+from ingest.kafka.compat import fail_pending
+from ingest.topics import events_topic, record_key
 from producers.errors import PublishError
 from producers.metrics import ProducerMetrics
 from producers.settings import ProducerSettings
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,33 +59,21 @@ class EventPublisher:
             KafkaUnavailableError: no broker answered within ``connect_timeout_s``.
         """
         settings = self._settings
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka.bootstrap_servers,
+        producer = kafka_producer(
+            settings.kafka,
             client_id=settings.client_id,
-            acks="all",
-            enable_idempotence=True,
             linger_ms=settings.linger_ms,
             compression_type=None if settings.compression == "none" else settings.compression,
             max_batch_size=settings.max_batch_bytes,
             max_request_size=settings.max_request_bytes,
             request_timeout_ms=int(settings.delivery_timeout_s * 1000),
         )
-        try:
-            await asyncio.wait_for(producer.start(), settings.connect_timeout_s)
-        except asyncio.CancelledError:  # closing while connecting: leave nothing open
-            await _stop_quietly(producer, 0.5)
-            raise
-        except (TimeoutError, KafkaError, OSError) as exc:
-            await _stop_quietly(producer, settings.connect_timeout_s)
-            raise KafkaUnavailableError(
-                f"no Kafka broker at {settings.kafka.bootstrap_servers} answered within"
-                f" {settings.connect_timeout_s:g}s ({exc!r})"
-            ) from exc
+        await start(producer, settings.kafka, settings.connect_timeout_s)
         if settings.create_topics:
             try:
                 await ensure_topics(settings.kafka)
             except KafkaUnavailableError:
-                await _stop_quietly(producer, settings.connect_timeout_s)
+                await stop(producer, settings.connect_timeout_s)
                 raise
         self._producer = producer
 
@@ -157,7 +144,7 @@ class EventPublisher:
         if producer is None:
             return
         await self.flush(timeout)
-        await _stop_quietly(producer, timeout)
+        await stop(producer, timeout)
 
     async def abort(self, within_s: float) -> None:
         """Disconnects at once: every record not yet acknowledged fails (the caller has
@@ -165,12 +152,8 @@ class EventPublisher:
         producer, self._producer = self._producer, None
         if producer is None:
             return
-        # aiokafka has no public abort; failing the accumulator's batches is what its own
-        # fatal-error path does, and lets stop() return instead of retrying forever.
-        accumulator = getattr(producer, "_message_accumulator", None)
-        if accumulator is not None:
-            accumulator.fail_all(KafkaConnectionError("the publisher was aborted"))
-        await _stop_quietly(producer, within_s)
+        fail_pending(producer, "the publisher was aborted")
+        await stop(producer, within_s)
 
     def _require_started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -191,11 +174,3 @@ class EventPublisher:
             self.stats.acked += 1
             if self._metrics is not None:
                 self._metrics.sent(kind)
-
-
-async def _stop_quietly(producer: AIOKafkaProducer, timeout: float) -> None:
-    """Stops a producer without hanging on a broker that is gone."""
-    try:
-        await asyncio.wait_for(producer.stop(), timeout)
-    except (TimeoutError, KafkaError, OSError) as exc:
-        logger.warning("Kafka producer did not stop cleanly within %.0fs: %r", timeout, exc)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy
@@ -42,7 +43,7 @@ from consumers.errors import SinkUnavailableError
 from consumers.experiments import TenantExperiments
 from consumers.runs import experiment_name
 from consumers.sink.compat import random_run_name
-from consumers.sink.dialects import metric_rows_writer, upsert_for
+from consumers.sink.dialects import METRIC_COLUMNS, metric_rows_writer, upsert_for
 from consumers.sink.schema import LATEST_METRICS, PARAMS, RUNS, TAGS
 from ingest.errors import InvalidEventError
 from ingest.events import RunStatus
@@ -72,6 +73,20 @@ class BulkSqlWriter:
         self._experiments = experiments
         self._insert = upsert_for(engine)
         self._insert_metric_rows = metric_rows_writer(engine)
+        upsert = self._insert(LATEST_METRICS)
+        new = upsert.excluded
+        self._upsert_latest = upsert.on_conflict_do_update(
+            index_elements=[LATEST_METRICS.c.key, LATEST_METRICS.c.run_uuid],
+            set_={
+                "value": new.value,
+                "timestamp": new.timestamp,
+                "step": new.step,
+                "is_nan": new.is_nan,
+            },
+            # MLflow's rule: strictly more recent in (step, timestamp, value), else kept.
+            where=tuple_(new.step, new.timestamp, new.value)
+            > tuple_(LATEST_METRICS.c.step, LATEST_METRICS.c.timestamp, LATEST_METRICS.c.value),
+        )
         self._ids: dict[_RunKey, str] = {}
         """Per producer run, its MLflow run id (known to exist)."""
 
@@ -119,6 +134,9 @@ class BulkSqlWriter:
             ids[key] = writes.run_id
             creating.append((writes, experiment))
         writable = [w for w in runs if _key(w) in ids]
+        # Rows are built before the transaction, which then only runs statements: on sqlite
+        # another worker's write waits for the lock only as long as the database works.
+        metric_rows = {_key(w): _metric_rows(w, ids[_key(w)]) for w in writable}
         with self._engine.begin() as connection:
             found = _runs(connection, ids.values())
             creating = [(w, e) for w, e in creating if w.run_id not in found]
@@ -131,7 +149,7 @@ class BulkSqlWriter:
                     rejections += writes.reject_all(reason)
                     writable.remove(writes)
             rejections += self._write_params(connection, writable, ids)
-            self._write_metrics(connection, writable, ids)
+            self._write_metrics(connection, [metric_rows[_key(w)] for w in writable])
             self._write_tags(connection, writable, ids)
             self._end_runs(connection, writable, ids, found)
         self._ids.update((_key(w), ids[_key(w)]) for w in writable)
@@ -239,60 +257,15 @@ class BulkSqlWriter:
             connection.execute(self._insert(PARAMS).on_conflict_do_nothing(), rows)
         return rejections
 
-    def _write_metrics(
-        self, connection: sqlalchemy.Connection, runs: list[RunWrites], ids: dict[_RunKey, str]
-    ) -> None:
-        keys: list[str] = []
-        values: list[float] = []
-        timestamps: list[int] = []
-        steps: list[int] = []
-        nans: list[bool] = []
-        run_uuids: list[str] = []
-        latest: dict[tuple[str, str], tuple[int, int, float, bool]] = {}
-        for writes in runs:
-            run_uuid = ids[_key(writes)]
-            for point in writes.metrics:
-                is_nan, value = _sanitized(point.value)
-                keys.append(point.key)
-                values.append(value)
-                timestamps.append(point.timestamp)
-                steps.append(point.step)
-                nans.append(is_nan)
-                candidate = (point.step, point.timestamp, value, is_nan)
-                best = latest.get((run_uuid, point.key))
-                if best is None or candidate[:3] > best[:3]:
-                    latest[(run_uuid, point.key)] = candidate
-            run_uuids += [run_uuid] * (len(keys) - len(run_uuids))
-        if not keys:
+    def _write_metrics(self, connection: sqlalchemy.Connection, rows: list[_MetricRows]) -> None:
+        if not any(r.latest for r in rows):
             return
-        self._insert_metric_rows(connection, [keys, values, timestamps, steps, nans, run_uuids])
-        upsert = self._insert(LATEST_METRICS)
-        new = upsert.excluded
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[LATEST_METRICS.c.key, LATEST_METRICS.c.run_uuid],
-            set_={
-                "value": new.value,
-                "timestamp": new.timestamp,
-                "step": new.step,
-                "is_nan": new.is_nan,
-            },
-            where=tuple_(new.step, new.timestamp, new.value)
-            > tuple_(LATEST_METRICS.c.step, LATEST_METRICS.c.timestamp, LATEST_METRICS.c.value),
-        )
-        connection.execute(
-            upsert,
-            [
-                {
-                    "run_uuid": run_uuid,
-                    "key": key,
-                    "step": s,
-                    "timestamp": t,
-                    "value": v,
-                    "is_nan": n,
-                }
-                for (run_uuid, key), (s, t, v, n) in latest.items()
-            ],
-        )
+        columns: list[list[Any]] = [[] for _ in METRIC_COLUMNS]
+        for run in rows:
+            for column, values in zip(columns, run.columns, strict=True):
+                column.extend(values)
+        self._insert_metric_rows(connection, columns)
+        connection.execute(self._upsert_latest, [latest for run in rows for latest in run.latest])
 
     def _write_tags(
         self, connection: sqlalchemy.Connection, runs: list[RunWrites], ids: dict[_RunKey, str]
@@ -350,6 +323,39 @@ class BulkSqlWriter:
                 .values(status=bindparam("status"), end_time=bindparam("end_time")),
                 ends,
             )
+
+
+@dataclass
+class _MetricRows:
+    """One run's metric rows, one list per column, and its latest value per key."""
+
+    columns: list[list[Any]]
+    latest: list[dict[str, Any]]
+
+
+def _metric_rows(writes: RunWrites, run_uuid: str) -> _MetricRows:
+    """The rows MLflow stores for the run's points: values sanitised, and per key the
+    point strictly greatest in (step, timestamp, value), the first of equals kept."""
+    keys, values, timestamps, steps, nans = [], [], [], [], []
+    latest: dict[str, tuple[int, int, float, bool]] = {}
+    for point in writes.metrics:
+        is_nan, value = _sanitized(point.value)
+        keys.append(point.key)
+        values.append(value)
+        timestamps.append(point.timestamp)
+        steps.append(point.step)
+        nans.append(is_nan)
+        candidate = (point.step, point.timestamp, value, is_nan)
+        best = latest.get(point.key)
+        if best is None or candidate[:3] > best[:3]:
+            latest[point.key] = candidate
+    return _MetricRows(
+        [keys, values, timestamps, steps, nans, [run_uuid] * len(keys)],
+        [
+            {"run_uuid": run_uuid, "key": k, "step": s, "timestamp": t, "value": v, "is_nan": n}
+            for k, (s, t, v, n) in latest.items()
+        ],
+    )
 
 
 def _key(writes: RunWrites) -> _RunKey:

@@ -1,7 +1,8 @@
-"""The MLflow internals the sink relies on, in one place, checked against MLflow 3.17.
+"""The MLflow internals the sink relies on, in one place.
 
-Each has no public equivalent; a test pins their behaviour, so an MLflow upgrade
-that moves one fails there first.
+Each has no public equivalent. Checked against MLflow ``CHECKED_VERSIONS``;
+``tests/unit/test_compat.py`` exercises each one, so an MLflow upgrade that
+moves one fails there first.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 from mlflow.utils.name_utils import _generate_random_name
+
+__all__ = ["CHECKED_VERSIONS", "random_run_name", "tracking_store"]
+
+CHECKED_VERSIONS = (">=3.17", "<4")
+"""The MLflow releases these uses were read from and tested against."""
 
 
 def tracking_store(client: MlflowClient) -> Any:

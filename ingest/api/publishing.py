@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 
-from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from ingest.api.settings import ApiSettings
 from ingest.consistency import Position
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
+from ingest.kafka import kafka_errors
 from producers import EventPublisher, ProducerMetrics, ProducerSettings, PublishError
 
 logger = logging.getLogger(__name__)
@@ -66,16 +66,16 @@ class GatewayPublisher:
             raise KafkaUnavailableError(
                 f"not connected to Kafka at {self._settings.kafka.bootstrap_servers}"
             )
+        bound = self._settings.publish_timeout_s
         try:
-            futures = [await self._publisher.publish(event) for event in events]
-            done: list[RecordMetadata] = await asyncio.wait_for(
-                asyncio.gather(*(asyncio.shield(f) for f in futures)),
-                self._settings.publish_timeout_s,
-            )
-        except (PublishError, KafkaError, TimeoutError) as exc:
+            with kafka_errors(self._settings.kafka, "acknowledging the write", within_s=bound):
+                futures = [await self._publisher.publish(event) for event in events]
+                done: list[RecordMetadata] = await asyncio.wait_for(
+                    asyncio.gather(*(asyncio.shield(f) for f in futures)), bound
+                )
+        except PublishError as exc:
             raise KafkaUnavailableError(
-                f"Kafka at {self._settings.kafka.bootstrap_servers} did not acknowledge the"
-                f" write within {self._settings.publish_timeout_s:g}s ({exc!r})"
+                f"Kafka at {self._settings.kafka.bootstrap_servers} did not take the write ({exc})"
             ) from exc
         last = done[-1]
         return Position(last.topic, last.partition, last.offset)

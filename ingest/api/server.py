@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import uvicorn
 
 from ingest.api.app import create_app
+from ingest.api.compat import EmbeddedServer
 from ingest.api.settings import ApiSettings
-
-
-class EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to the program it runs in."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def build_server(settings: ApiSettings, embedded: bool = False) -> uvicorn.Server:

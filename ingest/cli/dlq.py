@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,21 +13,34 @@ from rich.table import Table
 
 from consumers.redrive import DeadLetter, DeadLetterReader, redrive, redrive_group
 from ingest.cli.options import BootstrapOption, GroupOption, TopicOption, kafka_settings
+from ingest.errors import IngestError
 from ingest.settings import KafkaSettings
 
 app = typer.Typer(
     help="Dead letters: events that could not be written, with the reason.", no_args_is_help=True
 )
 console = Console()
+T = TypeVar("T")
 
 TenantOption = Annotated[
     str | None, typer.Option("--tenant", help="Only this tenant's dead letters.")
 ]
 
 
+def _run(command: str, work: Coroutine[Any, Any, T]) -> T:
+    """Runs ``work``; a failure (Kafka away, most often) is one line and exit status 1."""
+    try:
+        return asyncio.run(work)
+    except IngestError as exc:
+        Console(stderr=True).print(f"[red]dlq {command} failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
 async def _collect(kafka: KafkaSettings, tenant: str | None) -> list[DeadLetter]:
+    """The dead letters, by partition and offset."""
     async with DeadLetterReader(kafka) as reader:
-        return [letter async for letter in reader.letters(tenant)]
+        letters = [letter async for letter in reader.letters(tenant)]
+    return sorted(letters, key=lambda letter: (letter.partition, letter.offset))
 
 
 @app.command("list")
@@ -38,7 +52,7 @@ def list_(
 ) -> None:
     """List dead letters: where they sit, when, whose, from where, and why."""
     kafka = kafka_settings(bootstrap_servers, topic, None)
-    letters = asyncio.run(_collect(kafka, tenant))
+    letters = _run("list", _collect(kafka, tenant))
     table = Table(
         "partition",
         "offset",
@@ -71,7 +85,7 @@ def show(
     kafka = kafka_settings(bootstrap_servers, topic, None)
     found = [
         x
-        for x in asyncio.run(_collect(kafka, None))
+        for x in _run("show", _collect(kafka, None))
         if (x.partition, x.offset) == (partition, offset)
     ]
     if not found:
@@ -108,7 +122,7 @@ def redrive_(
     comes back with its new reason.
     """
     kafka = kafka_settings(bootstrap_servers, topic, group)
-    letters = asyncio.run(redrive(kafka, tenant_id=tenant, dry_run=dry_run))
+    letters = _run("redrive", redrive(kafka, tenant_id=tenant, dry_run=dry_run))
     verb = "would re-drive" if dry_run else "re-drove"
     console.print(
         f"{verb} {len(letters)} dead letters (progress kept in group {redrive_group(kafka)})"

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ingest.kafka.logs import quiet_harmless_kafka_logs
 from ingest.settings import KafkaSettings, MlflowSettings
 
 BootstrapOption = Annotated[
@@ -44,10 +45,12 @@ def mlflow_settings(tracking_uri: str | None) -> MlflowSettings:
 
 
 def configure_logging(verbose: bool) -> None:
-    """One line per record, timestamped; aiokafka's retry chatter only at DEBUG."""
+    """One line per record, timestamped; aiokafka's retry chatter and its harmless
+    start-up errors only with ``verbose``."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     if not verbose:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        quiet_harmless_kafka_logs()

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from consumers import ConsumerSettings, MlflowSink, WorkerMetrics, build_worker
-from consumers.health import WorkerHealth, store_reachable
+from consumers import ConsumerSettings, MlflowSink, build_worker
+from consumers.health import store_reachable
 from ingest.cli.options import (
     BootstrapOption,
     GroupOption,
@@ -46,16 +46,13 @@ def worker(
     if metrics_port is not None:
         metrics = settings.metrics.model_copy(update={"port": metrics_port})
         settings = settings.model_copy(update={"metrics": metrics})
-    serving = settings.metrics.port is not None
-    observed = WorkerMetrics() if serving else None
-    health = WorkerHealth(settings.mlflow) if serving else None
     # Misconfiguration ends the worker with one line and exit code 2, before anything
     # else runs: an orchestrator's restart backoff then spaces out the retries.
     try:
         problem = store_reachable(settings.mlflow)
         if problem is not None:
             raise ConfigurationError(f"{problem}; check MATIH_MLFLOW_TRACKING_URI")
-        app = build_worker(settings, MlflowSink(settings.mlflow), metrics=observed, health=health)
+        app = build_worker(settings, MlflowSink(settings.mlflow))
         asyncio.run(app.run())
     except IngestError as exc:
         typer.echo(f"worker cannot start: {exc}", err=True)

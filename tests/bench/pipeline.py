@@ -1,20 +1,27 @@
-"""Benchmark: what a training loop pays per logging call, and how fast points reach MLflow.
+"""Benchmark: what a training loop pays per logging call, and how fast, how fresh and how
+safely points reach MLflow, each figure beside MLflow's own from the same run.
 
-    python -m tests.bench.pipeline [--steps N] [--points N]
+    python -m tests.bench.pipeline [--quick] [--no-readme] [--help for sizes]
 
-Prints one JSON document. Each figure stands beside MLflow's own, measured in the
-same run on the same kind of store (a fresh sqlite file each):
+Prints one JSON document and writes its table into README.md between the bench
+markers. Every figure is repeated (3 times by default) and given as min / median /
+max; every ratio is taken within one repetition. Sections:
 
-- ``sdk_call``: the cost of ``run.log_metrics({4 metrics}, step=...)`` in a loop
-  (median and p99, microseconds), with the background sender running; beside it
-  MLflow's ``log_metrics`` of the same 4 metrics into sqlite.
-- ``end_to_end``: points per second from Kafka through a worker into the sqlite
-  store: the SDK fills the topic, then a worker is timed from its start to the
-  commit of the last record; beside it MLflow's ``log_metric`` per point and
-  ``log_batch`` of 1000.
+- ``single``: the SDK call cost, and one trainer through Kafka and one worker into
+  sqlite, beside ``mlflow.log_metrics``, ``log_metric`` per point and ``log_batch``;
+- ``drain``: 4 trainers (4 tenants) fill a topic, then 1 and 2 worker processes are
+  timed emptying it into sqlite and PostgreSQL, beside ``log_batch`` from 4 processes
+  into a fresh store of the same kind;
+- ``freshness``: a steady load at half the one-worker capacity measured above; the
+  time from a probe's log call until MLflow's client sees it;
+- ``burst``: ten times that capacity for a while: nothing lost or doubled, and the
+  time to drain;
+- ``worker_resources``: the workers' peak RSS and CPU per point (and PostgreSQL's).
 
-Uses the broker at MATIH_KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092), starting
-the local one from deploy/kafka if none answers.
+Workers run as ``matih-ingest worker`` processes configured through ``MATIH_*``
+variables only. Uses the broker at MATIH_KAFKA_BOOTSTRAP_SERVERS (default
+127.0.0.1:9092), starting the local one if none answers; starts PostgreSQL from
+deploy/postgres on ``--pg-port`` unless one answers there. Stops what it started.
 """
 
 from __future__ import annotations
@@ -23,195 +30,155 @@ import argparse
 import json
 import logging
 import os
-import socket
-import statistics
-import subprocess
+import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import mlflow
-from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
-
-from consumers import ConsumerSettings, WorkerStats
-from ingest.consistency import wait_committed
-from ingest.settings import KafkaSettings, MlflowSettings
-from producers import ExperimentTracker, ProducerSettings, RunConfig
-from tests.integration.support import WorkerThread
-
-ROOT = Path(__file__).resolve().parents[2]
-KEYS = ("train_loss", "val_loss", "val_accuracy", "val_f1")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+from tests.bench.baseline import log_batch_rate
+from tests.bench.burst import burst
+from tests.bench.drain import drain, fill
+from tests.bench.freshness import freshness
+from tests.bench.processes import ROOT
+from tests.bench.report import ratios, summarise, write_readme
+from tests.bench.services import Services, options
+from tests.bench.single import mlflow_call_cost, mlflow_log_metric, sdk_call_cost
+from tests.bench.stores import SQLITE
+from tests.bench.summary import judge
+from tests.bench.table import readme_table
 
 
-def ensure_broker(bootstrap: str) -> None:
-    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except OSError:
-        env = {**os.environ, "KAFKA_PORT": port}
-        subprocess.run([str(ROOT / "deploy" / "kafka" / "kafka.sh"), "start"], check=True, env=env)
-
-
-def fresh_store(folder: Path, name: str) -> MlflowSettings:
-    return MlflowSettings(
-        tracking_uri=f"sqlite:///{folder / name}.db",
-        artifact_root=str(folder / f"{name}-artifacts"),
-    )
-
-
-def mlflow_run(settings: MlflowSettings) -> tuple[MlflowClient, str]:
-    client = MlflowClient(settings.tracking_uri)
-    experiment = client.create_experiment("bench", artifact_location=settings.artifact_root)
-    return client, client.create_run(experiment).info.run_id
-
-
-def sdk_call_cost(kafka: KafkaSettings, store: MlflowSettings, steps: int) -> dict[str, float]:
-    """Per-call cost of log_metrics with 4 metrics, sender running, no worker needed."""
-    settings = ProducerSettings(kafka=kafka, mlflow=store)
-    samples = []
-    with (
-        ExperimentTracker(settings) as tracker,
-        tracker.start_run(experiment_name="bench", run_config=RunConfig(tenant_id="bench")) as run,
-    ):
-        clock = time.perf_counter_ns
-        for step in range(steps):
-            values = {KEYS[0]: 1.0 / (step + 1), KEYS[1]: 0.5, KEYS[2]: 0.9, KEYS[3]: 0.8}
-            began = clock()
-            run.log_metrics(values, step=step)
-            samples.append((clock() - began) / 1000)
+def single(bench: Services, args: argparse.Namespace) -> dict[str, Any]:
+    """One repetition of the single-run figures."""
+    folder, timeout = bench.folder, args.timeout
+    with bench.store(SQLITE) as store:
+        mlflow_call = mlflow_call_cost(store, args.mlflow_calls)
+    with bench.store(SQLITE) as store:
+        per_point = mlflow_log_metric(store, args.per_point)
+    filled = fill(bench.bootstrap, 1, args.single_points, folder, timeout)
+    with bench.store(SQLITE) as store:
+        e2e = drain(filled, store, 1, folder=folder, postgres=None, timeout=timeout)
+    with bench.store(SQLITE) as store:
+        batch = log_batch_rate(store, 1, args.single_points, timeout)
+    e2e["sdk_to_kafka_acked_points_per_s"] = filled.acked_points_per_s
     return {
-        "median_us": statistics.median(samples),
-        "p99_us": percentile(samples, 0.99),
-        "calls": steps,
+        "sdk_call_log_metrics_4": sdk_call_cost(bench.bootstrap, folder, args.steps),
+        "mlflow_log_metrics_4": mlflow_call,
+        "end_to_end_1_trainer_1_worker_sqlite": e2e,
+        "mlflow_log_batch_1_process_sqlite": batch,
+        "mlflow_log_metric_per_point_sqlite": per_point,
     }
 
 
-def mlflow_call_cost(store: MlflowSettings, steps: int) -> dict[str, float]:
-    """MLflow's own log_metrics of the same 4 metrics, one call per step, into sqlite."""
-    mlflow.set_tracking_uri(store.tracking_uri)
-    mlflow.set_experiment("bench-fluent")
-    samples = []
-    with mlflow.start_run():
-        for step in range(steps):
-            values = {KEYS[0]: 1.0 / (step + 1), KEYS[1]: 0.5, KEYS[2]: 0.9, KEYS[3]: 0.8}
-            began = time.perf_counter_ns()
-            mlflow.log_metrics(values, step=step)
-            samples.append((time.perf_counter_ns() - began) / 1000)
-    return {
-        "median_us": statistics.median(samples),
-        "p99_us": percentile(samples, 0.99),
-        "calls": steps,
+def drains(bench: Services, args: argparse.Namespace) -> dict[str, Any]:
+    """One repetition of the drain rates: one filled topic, drained on every store kind."""
+    filled = fill(bench.bootstrap, args.trainers, args.points, bench.folder, args.timeout)
+    result: dict[str, Any] = {
+        "sdk_to_kafka_acked_points_per_s": filled.acked_points_per_s,
+        "partitions_with_records": filled.partitions_with_records,
     }
+    for kind in args.stores:
+        measured: dict[str, Any] = {}
+        for workers in (1, 2):
+            with bench.store(kind) as store:
+                measured[f"workers_{workers}"] = drain(
+                    filled,
+                    store,
+                    workers,
+                    folder=bench.folder,
+                    postgres=bench.postgres,
+                    timeout=args.timeout,
+                )
+        with bench.store(kind) as store:
+            measured["mlflow_log_batch"] = log_batch_rate(
+                store, args.trainers, args.points, args.timeout
+            )
+        result[kind] = measured
+    return result
 
 
-def end_to_end(kafka: KafkaSettings, store: MlflowSettings, points: int) -> dict[str, float]:
-    """Kafka -> worker -> sqlite: the SDK first fills the topic; then a worker starts and
-    is timed from its start (group join included) to the commit of the last record."""
-    settings = ProducerSettings(kafka=kafka, mlflow=store)
-    with ExperimentTracker(settings) as tracker:
-        began = time.perf_counter()
-        with tracker.start_run(
-            experiment_name="e2e", run_config=RunConfig(tenant_id="bench")
-        ) as run:
-            for step in range(points // len(KEYS)):
-                run.log_metrics(dict.fromkeys(KEYS, step * 0.001), step=step)
-        produced = time.perf_counter() - began
-        position = tracker._sender.positions[("bench", run.run_id)]
-        worker = WorkerThread(ConsumerSettings(kafka=kafka, mlflow=store), WorkerStats())
-        began = time.perf_counter()
-        worker.start()
-        try:
-            caught_up = tracker._sender.call(wait_committed(kafka, [position], 900), 920)
-            elapsed = time.perf_counter() - began
-        finally:
-            worker.stop()
-    assert caught_up, "the worker did not catch up"
-    client = MlflowClient(store.tracking_uri)
-    (stored,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    landed = len(client.get_metric_history(stored.info.run_id, KEYS[0])) * len(KEYS)
-    assert landed == points, f"{landed} of {points} points landed"
-    return {
-        "points": points,
-        "seconds": elapsed,
-        "points_per_s": points / elapsed,
-        "sdk_to_kafka_acked_points_per_s": points / produced,
-    }
-
-
-def mlflow_log_metric(store: MlflowSettings, points: int) -> dict[str, float]:
-    client, run_id = mlflow_run(store)
-    began = time.perf_counter()
-    for i in range(points):
-        client.log_metric(
-            run_id, KEYS[i % 4], i * 0.001, timestamp=1_700_000_000_000 + i, step=i // 4
+def with_ratios(runs: list[dict[str, Any]], stores: list[str]) -> dict[str, Any]:
+    """The drain repetitions summarised, with each ratio taken within its repetition."""
+    summary = summarise(runs)
+    for kind in stores:
+        base = [run[kind]["mlflow_log_batch"] for run in runs]
+        for workers in ("workers_1", "workers_2"):
+            ours = [run[kind][workers] for run in runs]
+            summary[kind][f"ratio_{workers}_vs_log_batch"] = ratios(
+                [o["points_per_s"] for o in ours], [b["points_per_s"] for b in base]
+            )
+            summary[kind][f"ratio_{workers}_vs_log_batch_after_start"] = ratios(
+                [o["points_per_s_after_connect"] for o in ours],
+                [b["points_per_s_logging_only"] for b in base],
+            )
+        summary[kind]["two_workers_not_slower_in_every_run"] = all(
+            run[kind]["workers_2"]["points_per_s"] >= run[kind]["workers_1"]["points_per_s"]
+            for run in runs
         )
-    elapsed = time.perf_counter() - began
-    return {"points": points, "seconds": elapsed, "points_per_s": points / elapsed}
+    return summary
 
 
-def mlflow_log_batch(store: MlflowSettings, points: int) -> dict[str, float]:
-    client, run_id = mlflow_run(store)
-    metrics = [Metric(KEYS[i % 4], i * 0.001, 1_700_000_000_000 + i, i // 4) for i in range(points)]
-    began = time.perf_counter()
-    for start in range(0, points, 1000):
-        client.log_batch(run_id, metrics=metrics[start : start + 1000], synchronous=True)
-    elapsed = time.perf_counter() - began
-    return {"points": points, "seconds": elapsed, "points_per_s": points / elapsed}
+@contextmanager
+def timed(report: dict[str, Any], section: str) -> Iterator[None]:
+    """Notes how long a section took, to size runs by."""
+    began = time.monotonic()
+    yield
+    report["section_seconds"][section] = round(time.monotonic() - began, 1)
+
+
+def measure(bench: Services, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Runs every section into ``report``; freshness and burst on the capacity of one
+    worker (after its start-up) measured by the drains of this run."""
+    with timed(report, "single"):
+        runs = [single(bench, args) for _ in range(args.repetitions)]
+        report["single"] = summarise(runs)
+        report["single"]["ratio_end_to_end_vs_log_batch"] = ratios(
+            [r["end_to_end_1_trainer_1_worker_sqlite"]["points_per_s"] for r in runs],
+            [r["mlflow_log_batch_1_process_sqlite"]["points_per_s"] for r in runs],
+        )
+    with timed(report, "drain"):
+        runs = [drains(bench, args) for _ in range(args.repetitions)]
+        report["drain"] = with_ratios(runs, args.stores)
+    live = args.live_store if args.live_store in args.stores else args.stores[0]
+    capacity = report["drain"][live]["workers_1"]["points_per_s_after_connect"]
+    capacity = capacity["median"] if isinstance(capacity, dict) else capacity
+    sizes = {"folder": bench.folder, "timeout": args.timeout}
+    with timed(report, "freshness"), bench.store(live) as store:
+        report["freshness"] = freshness(
+            bench.bootstrap,
+            store,
+            capacity / 2,
+            duration_s=args.freshness_s,
+            warmup_s=args.warmup_s,
+            **sizes,
+        )
+        report["freshness"]["capacity_points_per_s"] = capacity
+    with timed(report, "burst"), bench.store(live) as store:
+        report["burst"] = burst(bench.bootstrap, store, capacity, duration_s=args.burst_s, **sizes)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=100_000, help="SDK calls to time")
-    parser.add_argument(
-        "--points", type=int, default=200_000, help="points for the throughput runs"
-    )
-    args = parser.parse_args()
+    """Runs every section, prints the JSON, writes the README table."""
+    args = options().parse_args()
     logging.basicConfig(level=logging.WARNING)
-    bootstrap = os.environ.get("MATIH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    ensure_broker(bootstrap)
-    name = f"bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-
-        def kafka(suffix: str) -> KafkaSettings:
-            return KafkaSettings(
-                bootstrap_servers=bootstrap,
-                topic=f"{name}-{suffix}",
-                consumer_group=f"{name}-{suffix}",
-            )
-
-        call = sdk_call_cost(kafka("calls"), fresh_store(root, "calls"), args.steps)
-        mlflow_call = mlflow_call_cost(fresh_store(root, "mlflow-calls"), min(args.steps, 2_000))
-        e2e = end_to_end(kafka("e2e"), fresh_store(root, "e2e"), args.points)
-        per_point = mlflow_log_metric(fresh_store(root, "per-point"), min(args.points, 3_000))
-        batch = mlflow_log_batch(fresh_store(root, "batch"), args.points)
-    report = {
-        "machine": {"cores": os.cpu_count()},
-        "sdk_call_log_metrics_4": {
-            "matih": call,
-            "mlflow_log_metrics_sqlite": mlflow_call,
-            "median_speedup_x": mlflow_call["median_us"] / call["median_us"],
-            "targets": {"median_us": 20, "p99_us": 200},
+    report: dict[str, Any] = {
+        "machine": {"cores": os.cpu_count(), "load_1m_at_start": os.getloadavg()[0]},
+        "settings": {
+            k: v for k, v in vars(args).items() if k not in {"readme", "quick", "log_dir"}
         },
-        "end_to_end_points_per_s": {
-            "matih_sdk_kafka_worker_sqlite": e2e,
-            "mlflow_log_metric_per_point": per_point,
-            "mlflow_log_batch_1000": batch,
-            "ratio_vs_mlflow_log_batch": e2e["points_per_s"] / batch["points_per_s"],
-            "ratio_vs_mlflow_log_metric": e2e["points_per_s"] / per_point["points_per_s"],
-            "target_ratio_vs_log_batch": 0.9,
-        },
+        "section_seconds": {},
     }
+    with tempfile.TemporaryDirectory() as folder, Services(args, Path(folder)) as bench:
+        measure(bench, args, report)
+    report["targets"], report["worker_resources"] = judge(report, args.stores)
     print(json.dumps(report, indent=2))
+    if args.readme:
+        write_readme(ROOT / "README.md", readme_table(report, args.stores))
+    if not report["burst"]["counts"]["exact"] or report["burst"]["sdk_dropped_points"]:
+        sys.exit("the burst lost or doubled points: see burst.counts")
 
 
 if __name__ == "__main__":

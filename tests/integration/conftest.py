@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy
 from mlflow.tracking import MlflowClient
 
-from consumers import ConsumerSettings, WorkerStats
+from consumers import ConsumerSettings
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings
 from tests.integration.outage import OutageBroker
@@ -151,7 +151,7 @@ def producer_settings(
 @pytest.fixture
 def worker(consumer_settings: ConsumerSettings) -> Iterator[WorkerThread]:
     """A running worker (FastStream app, MLflow sink) on this test's topic and store."""
-    running = WorkerThread(consumer_settings, WorkerStats())
+    running = WorkerThread(consumer_settings)
     running.start()
     try:
         yield running

@@ -23,8 +23,9 @@ from ingest.events import (
     TagsSet,
 )
 from ingest.ids import new_run_id
+from ingest.kafka import ensure_topics
 from ingest.settings import KafkaSettings
-from ingest.topics import ensure_topics, events_topic
+from ingest.topics import events_topic
 from producers import EventPublisher, ProducerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

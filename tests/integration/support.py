@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 from mlflow.tracking import MlflowClient
 
-from consumers import ConsumerSettings, MlflowSink, WorkerStats, build_worker
-from consumers.metrics import WorkerMetrics
+from consumers import ConsumerSettings, MlflowSink, build_worker
+from consumers.telemetry import WorkerTelemetry
 from ingest.consistency import Position, wait_committed
 from ingest.events import EventEnvelope
+from ingest.kafka import admin_client, topic_partitions
 from ingest.reader import RunReader
 from ingest.settings import KafkaSettings
-from ingest.topics import admin_client, topic_partitions
 from producers import EventPublisher, ProducerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +37,13 @@ class WorkerThread:
     """Runs a real worker (FastStream app + MLflow sink) on an event loop of its own."""
 
     def __init__(
-        self, settings: ConsumerSettings, stats: WorkerStats, metrics: WorkerMetrics | None = None
+        self, settings: ConsumerSettings, telemetry: WorkerTelemetry | None = None
     ) -> None:
         self.settings = settings
-        self.stats = stats
+        self.telemetry = telemetry or WorkerTelemetry()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._app = build_worker(settings, MlflowSink(settings.mlflow), stats, metrics)
+        self._app = build_worker(settings, MlflowSink(settings.mlflow), self.telemetry)
 
     def start(self) -> None:
         self._thread.start()
@@ -164,15 +165,22 @@ class WorkerProcess:
             self.kill(signal.SIGTERM)
 
 
-async def group_lag(kafka: KafkaSettings) -> int:
-    """Events in the topic that the worker group has not committed yet."""
+async def end_offsets(kafka: KafkaSettings) -> dict[TopicPartition, int]:
+    """The log-end offset of every partition of the events topic."""
     partitions = await topic_partitions(kafka, kafka.topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets(partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
+    return ends
+
+
+async def group_lag(kafka: KafkaSettings) -> int:
+    """Events in the topic that the worker group has not committed yet."""
+    ends = await end_offsets(kafka)
+    partitions = list(ends)
     async with admin_client(kafka) as admin:
         committed = await admin.list_consumer_group_offsets(
             kafka.consumer_group, partitions=partitions

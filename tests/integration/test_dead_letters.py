@@ -102,7 +102,7 @@ async def test_garbage_on_the_topic_is_dead_lettered_with_its_reason(
     }
     assert [h["matih-dlq-tenant"].decode() for h in headers] == [TENANT] * 4 + ["globex"]
     assert all(h["matih-dlq-time"].decode().startswith("20") for h in headers)
-    assert worker.stats.rejected == 5
+    assert worker.telemetry.rejected == 5
 
 
 async def test_a_param_relogged_with_another_value_is_dead_lettered_with_the_reason(

@@ -130,8 +130,8 @@ async def test_bad_records_are_set_aside_and_the_rest_of_the_batch_is_written(
     assert run["params"] == {"lr": "0.01", "depth": "6"}
     assert run["history"]["loss"] == [(1, 7, 0.25), (2, 8, 0.5)]
     assert RunReader(worker.settings.mlflow.tracking_uri).find_run(TENANT, orphan["run_id"]) is None
-    assert worker.stats.rejected == 4
-    assert worker.stats.rejected_by_kind == {"undecodable": 2, "params.logged": 2}
+    assert worker.telemetry.rejected == 4
+    assert worker.telemetry.rejected_by_kind == {"undecodable": 2, "params.logged": 2}
 
 
 async def test_a_param_conflicting_with_the_store_is_rejected_alone(
@@ -158,4 +158,4 @@ async def test_a_param_conflicting_with_the_store_is_rejected_alone(
     assert run.data.params == {"lr": "0.01", "depth": "6", "seed": "1"}
     assert run.data.tags["t"] == "v"
     assert run.data.metrics == {"loss": 0.1}
-    assert worker.stats.rejected == 1
+    assert worker.telemetry.rejected == 1

@@ -27,8 +27,8 @@ from aiokafka.structs import TopicPartition
 from consumers import ConsumerSettings
 from ingest.errors import KafkaUnavailableError
 from ingest.ids import new_run_id
+from ingest.kafka import admin_client, ensure_topics
 from ingest.settings import KafkaSettings, MlflowSettings
-from ingest.topics import admin_client, ensure_topics
 from tests.integration.cluster import KafkaCluster
 from tests.integration.support import WorkerProcess, group_lag, snapshot
 from tests.integration.trainers import BASE_TS, KEYS, value

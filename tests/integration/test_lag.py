@@ -18,14 +18,14 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.structs import TopicPartition
 
-from consumers import ConsumerSettings, WorkerStats
+from consumers import ConsumerSettings
 from consumers.exporter import MetricsExporter
 from consumers.lag import GroupLag, LagMonitor
 from consumers.lag_status import LagStatus, StatusRules
 from consumers.lag_watch import LagWatcher
-from consumers.metrics import WorkerMetrics
+from consumers.telemetry import WorkerTelemetry
+from ingest.kafka import topic_partitions
 from ingest.settings import KafkaSettings, MetricsSettings
-from ingest.topics import topic_partitions
 from tests.integration.ops import committed, describe_group, publish, run_events
 from tests.integration.support import WorkerThread
 
@@ -50,8 +50,10 @@ def as_kafka_tool_prints(lag: GroupLag) -> dict[tuple[str, int], tuple[str, str,
 async def caught_up(settings: KafkaSettings, worker: WorkerThread, count: int) -> None:
     """Waits until the worker consumed ``count`` records and committed them."""
     deadline = time.monotonic() + 60
-    while worker.stats.consumed < count:
-        assert time.monotonic() < deadline, f"worker consumed {worker.stats.consumed} of {count}"
+    while worker.telemetry.consumed < count:
+        assert time.monotonic() < deadline, (
+            f"worker consumed {worker.telemetry.consumed} of {count}"
+        )
         await asyncio.sleep(0.1)
 
 
@@ -64,7 +66,7 @@ async def test_lag_equals_kafka_consumer_groups_on_a_stopped_consumer(
     kafka = consumer_settings.kafka
     first = run_events("acme-corp", 3) + run_events("globex", 2)
     await publish(kafka, first)
-    worker = WorkerThread(consumer_settings, WorkerStats())
+    worker = WorkerThread(consumer_settings)
     worker.start()
     try:
         await caught_up(kafka, worker, len(first))
@@ -208,7 +210,7 @@ async def test_the_exported_lag_counts_records_of_a_group_that_committed_nothing
     status is ERR, never OK."""
     kafka = kafka_settings
     await publish(kafka, run_events("acme-corp", 3) + run_events("globex", 2))
-    metrics = WorkerMetrics()
+    metrics = WorkerTelemetry()
     settings = ConsumerSettings(kafka=kafka, metrics=MetricsSettings(port=0, lag_interval_s=0.3))
     exporter = MetricsExporter(settings, metrics)
     group = kafka.consumer_group
@@ -273,7 +275,7 @@ async def test_the_tenant_roll_up_says_when_it_was_capped(
     kafka = consumer_settings.kafka
     first = run_events("acme-corp", 0)[:1]
     await publish(kafka, first)
-    worker = WorkerThread(consumer_settings, WorkerStats())
+    worker = WorkerThread(consumer_settings)
     worker.start()
     try:
         await caught_up(kafka, worker, 1)
@@ -294,7 +296,7 @@ async def test_status_moves_ok_to_stop_and_back_to_ok(consumer_settings: Consume
     rules = StatusRules(window=3, stop_after_s=0.5)
     events = run_events("acme-corp", 2)
     await publish(kafka, events)
-    worker = WorkerThread(consumer_settings, WorkerStats())
+    worker = WorkerThread(consumer_settings)
     worker.start()
     async with LagMonitor(kafka) as monitor:
         watcher = LagWatcher(monitor, kafka.consumer_group, rules)
@@ -316,7 +318,7 @@ async def test_status_moves_ok_to_stop_and_back_to_ok(consumer_settings: Consume
         assert report.status is LagStatus.ERR
         assert report.lag.total_lag == len(more)
 
-        again = WorkerThread(consumer_settings, WorkerStats())
+        again = WorkerThread(consumer_settings)
         again.start()
         try:
             await caught_up(kafka, again, len(more))

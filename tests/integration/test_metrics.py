@@ -11,8 +11,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers import ConsumerSettings, WorkerStats
-from consumers.metrics import WorkerMetrics
+from consumers import ConsumerSettings
 from ingest.settings import MetricsSettings
 from tests.integration.ops import publish, publish_raw, run_events
 from tests.integration.support import WorkerThread
@@ -58,10 +57,10 @@ async def test_worker_metrics_are_exposed_and_follow_the_events(
     first = run_events("acme-corp", 4)
     await publish(kafka, first)
     await publish_raw(kafka, b"{not json", b"acme-corp")
-    worker = WorkerThread(settings, WorkerStats(), WorkerMetrics())
+    worker = WorkerThread(settings)
     worker.start()
     try:
-        await until(lambda: worker.stats.consumed == len(first) + 1, "the first run")
+        await until(lambda: worker.telemetry.consumed == len(first) + 1, "the first run")
         got = scrape(port)
         consumed = {
             "run.created": 1,
@@ -102,7 +101,9 @@ async def test_worker_metrics_are_exposed_and_follow_the_events(
 
         second = run_events("acme-corp", 2)
         await publish(kafka, second)
-        await until(lambda: worker.stats.consumed == len(first) + 1 + len(second), "the second run")
+        await until(
+            lambda: worker.telemetry.consumed == len(first) + 1 + len(second), "the second run"
+        )
         got = scrape(port)
         assert got[("matih_ingest_events_written_total", (("kind", "metrics.logged"),))] == 4 + 2
         assert got[("matih_ingest_events_written_total", (("kind", "run.created"),))] == 2

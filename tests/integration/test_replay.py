@@ -37,8 +37,10 @@ def empty_store(tmp_path: Path, name: str) -> MlflowSettings:
 
 async def wait_consumed(worker: WorkerThread, count: int) -> None:
     deadline = time.monotonic() + 60
-    while worker.stats.consumed < count:
-        assert time.monotonic() < deadline, f"worker consumed {worker.stats.consumed} of {count}"
+    while worker.telemetry.consumed < count:
+        assert time.monotonic() < deadline, (
+            f"worker consumed {worker.telemetry.consumed} of {count}"
+        )
         await asyncio.sleep(0.1)
 
 

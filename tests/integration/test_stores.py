@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from consumers import ConsumerSettings, WorkerStats
+from consumers import ConsumerSettings
 from ingest.reader import RunReader
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
@@ -36,7 +36,7 @@ def test_a_run_lands_the_same_in_every_store(
 ) -> None:
     tracking_uri: str = request.getfixturevalue(store)
     mlflow = MlflowSettings(tracking_uri=tracking_uri, artifact_root=str(tmp_path / "artifacts"))
-    worker = WorkerThread(ConsumerSettings(kafka=kafka_settings, mlflow=mlflow), WorkerStats())
+    worker = WorkerThread(ConsumerSettings(kafka=kafka_settings, mlflow=mlflow))
     worker.start()
     try:
         with ExperimentTracker(ProducerSettings(kafka=kafka_settings, mlflow=mlflow)) as tracker:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from consumers import ConsumerSettings, WorkerStats
+from consumers import ConsumerSettings
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
@@ -53,7 +53,7 @@ def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
         consumer_group=f"outage-{new_run_id()[:12]}",
     )
     worker = WorkerThread(
-        ConsumerSettings(kafka=kafka, mlflow=mlflow_settings, batch_timeout_ms=100), WorkerStats()
+        ConsumerSettings(kafka=kafka, mlflow=mlflow_settings, batch_timeout_ms=100)
     )
     worker.start()
     settings = ProducerSettings(

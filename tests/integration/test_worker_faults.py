@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers import ConsumerSettings, MlflowSink, WorkerStats
+from consumers import ConsumerSettings, MlflowSink
 from ingest.consistency import wait_committed
 from ingest.events import (
     EventEnvelope,
@@ -170,7 +170,7 @@ async def log_through_outage(
     settings = ConsumerSettings(
         kafka=kafka_settings, mlflow=mlflow, batch_timeout_ms=100, retry_backoff_max_s=2
     )
-    worker = WorkerThread(settings, WorkerStats())
+    worker = WorkerThread(settings)
     worker.start()
     steps_per_second, seconds = 20, 45
     lag_during_outage = 0
@@ -197,7 +197,7 @@ async def log_through_outage(
     finally:
         worker.stop()
     assert lag_during_outage > 0
-    assert worker.stats.retries > 0
+    assert worker.telemetry.retries > 0
     assert [(p["step"], p["value"]) for p in history] == [
         (s, s * 0.5) for s in range(steps_per_second * seconds)
     ]
@@ -213,7 +213,7 @@ async def test_a_worker_leaving_its_group_mid_stream_hands_over_without_loss(
     """Two workers share the partitions; one stops mid-stream; the rebalance gives its
     partitions to the other, which finishes every run exactly."""
     settings = consumer_settings.model_copy(update={"max_records": 4})
-    first, second = WorkerThread(settings, WorkerStats()), WorkerThread(settings, WorkerStats())
+    first, second = WorkerThread(settings), WorkerThread(settings)
     first.start()
     second.start()
     tenants = [f"tenant-{i}" for i in range(6)]  # spread over partitions by key
@@ -239,8 +239,8 @@ async def test_a_worker_leaving_its_group_mid_stream_hands_over_without_loss(
         assert await wait_committed(producer_settings.kafka, positions, 180)
     finally:
         second.stop()
-    assert first.stats.batches > 0
-    assert second.stats.batches > 0
+    assert first.telemetry.batches > 0
+    assert second.telemetry.batches > 0
     for tenant, run_id in runs.items():
         run = snapshot(settings.mlflow.tracking_uri, tenant)[run_id]
         assert run["history"]["loss"] == [(s, s, s * 0.5) for s in range(3000)], tenant

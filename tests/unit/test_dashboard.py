@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from consumers.metrics import WorkerMetrics
+from consumers.telemetry import WorkerTelemetry
 from producers.metrics import ProducerMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "matih-ingest.json"
@@ -14,7 +14,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "matih-
 
 def exposed_sample_names() -> set[str]:
     names: set[str] = set()
-    for registry in (WorkerMetrics().registry, ProducerMetrics().registry):
+    for registry in (WorkerTelemetry().registry, ProducerMetrics().registry):
         for family in registry.collect():
             names.add(family.name)
             suffixes = ("_total", "_bucket", "_count", "_sum", "_created")

@@ -25,7 +25,7 @@ SURFACE = {
         "BaseSink", "BatchHandler", "ConsumerSettings", "GroupLag", "LagMonitor", "LagReport",
         "LagStatus", "LagWatcher", "ListSink", "MlflowSink", "PartitionLag", "RecordRef",
         "Rejection", "ReplayPlan", "ReplaySummary", "Replayer", "RunWrites",
-        "SinkUnavailableError", "StatusRules", "TenantLag", "WorkerMetrics", "WorkerStats",
+        "SinkUnavailableError", "StatusRules", "TenantLag", "WorkerTelemetry",
         "build_worker", "coalesce",
     },
 }  # fmt: skip

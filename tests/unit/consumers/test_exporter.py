@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 from consumers.exporter import MetricsExporter
-from consumers.metrics import WorkerMetrics
 from consumers.settings import ConsumerSettings
+from consumers.telemetry import WorkerTelemetry
 from ingest.settings import KafkaSettings, MetricsSettings
 
 NOWHERE = KafkaSettings(bootstrap_servers="127.0.0.1:1", request_timeout_s=0.5)
@@ -27,7 +27,7 @@ def scrape(port: int) -> str:
 
 
 async def test_without_a_port_nothing_is_served_or_sampled() -> None:
-    exporter = MetricsExporter(ConsumerSettings(kafka=NOWHERE), WorkerMetrics())
+    exporter = MetricsExporter(ConsumerSettings(kafka=NOWHERE), WorkerTelemetry())
     await exporter.start()
     assert exporter.server is None
     await exporter.stop()
@@ -39,7 +39,7 @@ async def test_an_unreachable_kafka_makes_the_group_err_and_stopping_does_not_ha
     settings = ConsumerSettings(
         kafka=NOWHERE, metrics=MetricsSettings(port=port, lag_interval_s=0.2)
     )
-    exporter = MetricsExporter(settings, WorkerMetrics())
+    exporter = MetricsExporter(settings, WorkerTelemetry())
     await exporter.start()
     err = (
         'matih_ingest_consumer_group_status{group="matih-ingest-mlflow",'

@@ -1,0 +1,29 @@
+"""Everything that talks to Kafka: building clients, translating their errors, topic
+administration, and reading offset ranges. The contract (``ingest.topics``) names
+topics and keys; this package does the I/O."""
+
+from ingest.kafka.admin import admin_client, ensure_topics, existing_partitions, topic_partitions
+from ingest.kafka.clients import kafka_admin, kafka_consumer, kafka_producer, start, stop
+from ingest.kafka.errors import KAFKA_FAILURES, bounded, kafka_errors
+from ingest.kafka.ranges import OffsetRange, read_ranges
+from ingest.kafka.records import BatchConsumer, ConsumedRecord, KafkaRecord
+
+__all__ = [
+    "KAFKA_FAILURES",
+    "BatchConsumer",
+    "ConsumedRecord",
+    "KafkaRecord",
+    "OffsetRange",
+    "admin_client",
+    "bounded",
+    "ensure_topics",
+    "existing_partitions",
+    "kafka_admin",
+    "kafka_consumer",
+    "kafka_errors",
+    "kafka_producer",
+    "read_ranges",
+    "start",
+    "stop",
+    "topic_partitions",
+]

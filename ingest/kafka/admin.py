@@ -1,0 +1,124 @@
+"""Topic administration: create the project's topics, and list partitions.
+
+Topics are created explicitly with the configured partition count; a broker that
+auto-creates would give them one partition and serialize every tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
+
+from ingest.errors import KafkaUnavailableError
+from ingest.kafka.clients import kafka_admin, start, stop
+from ingest.kafka.errors import bounded
+from ingest.replication import topic_layout
+from ingest.settings import KafkaSettings
+from ingest.topics import dead_letter_topic, events_topic
+
+__all__ = ["admin_client", "ensure_topics", "existing_partitions", "topic_partitions"]
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def admin_client(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A connected admin client, closed on leaving; bound each call with ``bounded``.
+
+    Raises:
+        KafkaUnavailableError: Kafka did not answer within the request timeout.
+    """
+    admin = await start(kafka_admin(settings), settings)
+    try:
+        yield admin
+    finally:
+        await stop(admin, settings.request_timeout_s)
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Creates the events and dead-letter topics if they do not exist yet, replicated as
+    the cluster's size and the settings say (``ingest.replication``).
+
+    A broker that just died stays in the cluster's metadata until the controller fences
+    it (seconds), and a call sent to it fails at once: such failures are tried again,
+    through another broker, for up to three request timeouts.
+
+    Raises:
+        KafkaUnavailableError: the cluster did not answer in that time.
+        ConfigurationError: the replication asked for cannot work on this cluster.
+    """
+    deadline = time.monotonic() + 3 * settings.request_timeout_s
+    while True:
+        try:
+            await _ensure_topics_once(settings)
+            return
+        except KafkaUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.info("creating topics: %s; trying again", exc)
+            await asyncio.sleep(0.5)
+
+
+async def _ensure_topics_once(settings: KafkaSettings) -> None:
+    async with admin_client(settings) as admin:
+        cluster = await bounded(admin.describe_cluster(), settings, "describing the cluster")
+        layout = topic_layout(settings, len(cluster["brokers"]))
+        existing = set(await bounded(admin.list_topics(), settings, "listing topics"))
+        wanted = [
+            NewTopic(
+                name,
+                layout.partitions,
+                layout.replication_factor,
+                topic_configs=layout.configs(),
+            )
+            for name in (events_topic(settings), dead_letter_topic(settings))
+            if name not in existing
+        ]
+        if wanted:
+            # Another process may create them between our look and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await bounded(admin.create_topics(wanted), settings, "creating topics")
+            logger.info("created topics %s", ", ".join(t.name for t in wanted))
+
+
+async def topic_partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, in order; empty if it does not exist.
+
+    Raises:
+        KafkaUnavailableError: Kafka did not answer within the request timeout.
+    """
+    async with admin_client(settings) as admin:
+        (described,) = await bounded(
+            admin.describe_topics([topic]), settings, f"describing topic {topic!r}"
+        )
+    return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
+
+
+async def existing_partitions(
+    admin: AIOKafkaAdminClient, settings: KafkaSettings, topics: Iterable[str]
+) -> set[TopicPartition]:
+    """Every partition of those of ``topics`` that exist; a missing topic has none.
+
+    Raises:
+        KafkaUnavailableError: Kafka did not answer within the request timeout.
+    """
+    wanted = set(topics)
+    if not wanted:
+        return set()
+    # All topics' metadata, not the named ones': a metadata request that names a
+    # topic asks the broker to create it, and looking must never create anything.
+    described = await bounded(admin.describe_topics(), settings, "describing topics")
+    return {
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["topic"] in wanted and not t["error_code"]
+        for p in t["partitions"]
+    }

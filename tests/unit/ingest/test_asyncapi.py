@@ -1,0 +1,30 @@
+"""The AsyncAPI document is generated from the worker's own wiring."""
+
+from __future__ import annotations
+
+from consumers.app import build_worker
+from consumers.settings import ConsumerSettings
+from consumers.sink.memory import ListSink
+from ingest.asyncapi import asyncapi_document
+from ingest.settings import KafkaSettings
+
+
+def test_the_worker_subscription_is_the_one_the_worker_runs() -> None:
+    """Its topic, title and description come from ``build_worker``'s subscriber; the
+    producers' and the dead-letter channels sit beside it."""
+    kafka = KafkaSettings(topic="team.events", consumer_group="team-workers")
+    document = asyncapi_document(kafka)
+    broker = build_worker(ConsumerSettings(kafka=kafka), ListSink()).broker
+    assert broker is not None
+    (subscriber,) = broker.subscribers
+    (wired,) = subscriber.schema().values()
+    documented = document["channels"]["run-events:write-mlflow"]
+    assert documented["address"] == wired.bindings.kafka.topic == "team.events"
+    assert documented["description"] == wired.description
+    assert document["operations"]["run-events:write-mlflow"]["action"] == "receive"
+    addresses = {name: channel["address"] for name, channel in document["channels"].items()}
+    assert addresses == {
+        "run-events:write-mlflow": "team.events",
+        "run-events:publish": "team.events",
+        "run-events:dead-letter": "team.events.dlq",
+    }

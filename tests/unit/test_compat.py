@@ -1,0 +1,85 @@
+"""The private uses of each dependency, one compat module each: the installed versions are
+the ones checked, and every use still does what the project relies on."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import signal
+from importlib.metadata import version
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import uvicorn
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.protocol.admin import DescribeGroupsResponse_v0
+from aiokafka.structs import TopicPartition
+from mlflow.tracking import MlflowClient
+from packaging.specifiers import SpecifierSet
+
+from consumers.sink import compat as mlflow_compat
+from ingest.api import compat as uvicorn_compat
+from ingest.api.compat import EmbeddedServer
+from ingest.kafka import compat as aiokafka_compat
+from ingest.kafka import kafka_producer, stop
+from ingest.settings import KafkaSettings
+
+
+@pytest.mark.parametrize(
+    ("distribution", "module"),
+    [("aiokafka", aiokafka_compat), ("mlflow", mlflow_compat), ("uvicorn", uvicorn_compat)],
+)
+def test_the_installed_version_is_one_the_compat_module_was_checked_against(
+    distribution: str, module: ModuleType
+) -> None:
+    checked = SpecifierSet(",".join(module.CHECKED_VERSIONS))
+    assert version(distribution) in checked, (
+        f"{distribution} {version(distribution)} is not in {checked}: re-check every use in"
+        f" {module.__name__} against it, then widen CHECKED_VERSIONS"
+    )
+
+
+async def test_fail_pending_fails_every_record_not_sent_yet() -> None:
+    producer = kafka_producer(KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    accumulator = producer._message_accumulator  # noqa: SLF001  (queues as send() would)
+    pending = await accumulator.add_message(TopicPartition("t", 0), b"k", b"v", timeout=1)
+    aiokafka_compat.fail_pending(producer, "aborted")
+    with pytest.raises(KafkaConnectionError, match="aborted"):
+        await pending
+    await stop(producer, 1.0)
+
+
+def test_group_owners_decodes_the_members_assignments() -> None:
+    assignment = ConsumerProtocolMemberAssignment(
+        0,
+        [("events", [0, 2])],
+        b"",
+    ).encode()
+    response = DescribeGroupsResponse_v0(
+        [
+            (0, "g", "Stable", "consumer", "range", [("m-1", "c", "h", b"", assignment)]),
+            (0, "g", "Stable", "consumer", "range", [("m-2", "c", "h", b"", b"")]),
+        ]
+    )
+    state, owners = aiokafka_compat.group_owners([response])
+    assert state == "Stable"
+    assert owners == {TopicPartition("events", 0): "m-1", TopicPartition("events", 2): "m-1"}
+
+
+def test_the_tracking_store_and_random_run_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the quickest store to open
+    store = mlflow_compat.tracking_store(MlflowClient(tracking_uri=tmp_path.as_uri()))
+    assert callable(store.log_batch)
+    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", mlflow_compat.random_run_name())
+
+
+def test_an_embedded_server_leaves_the_signal_handlers_alone() -> None:
+    assert "capture_signals" in inspect.getsource(uvicorn.Server.serve)
+    before = signal.getsignal(signal.SIGINT)
+    server = EmbeddedServer(uvicorn.Config(app=None))
+    with server.capture_signals():
+        assert signal.getsignal(signal.SIGINT) is before
