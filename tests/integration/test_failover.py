@@ -27,7 +27,7 @@ from aiokafka.structs import TopicPartition
 from consumers import ConsumerSettings
 from ingest.errors import KafkaUnavailableError
 from ingest.ids import new_run_id
-from ingest.kafka import admin_client, ensure_topics
+from ingest.kafka import admin_client, bounded, ensure_topics
 from ingest.settings import KafkaSettings, MlflowSettings
 from tests.integration.cluster import KafkaCluster
 from tests.integration.support import WorkerProcess, group_lag, snapshot
@@ -200,8 +200,10 @@ async def test_a_partition_leader_killed_under_load_loses_and_doubles_nothing(
         async def being_written() -> bool:
             try:
                 async with admin_client(kafka) as admin:
-                    offsets = await admin.list_consumer_group_offsets(
-                        kafka.consumer_group, partitions=[busy]
+                    offsets = await bounded(
+                        admin.list_consumer_group_offsets(kafka.consumer_group, partitions=[busy]),
+                        kafka,
+                        "reading the group's offsets",
                     )
             except KafkaUnavailableError:  # the group's coordinator is not elected yet
                 return False
