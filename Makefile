@@ -36,6 +36,14 @@ kafka-start: kafka-fetch ## Start the local Kafka broker (KRaft, 127.0.0.1:9092)
 kafka-stop: ## Stop the local Kafka broker
 	deploy/kafka/kafka.sh stop
 
+.PHONY: kafka-cluster-start
+kafka-cluster-start: kafka-fetch ## Start a local 3-node Kafka cluster (RF 3, min ISR 2; 127.0.0.1:9192,9194,9196)
+	deploy/kafka/kafka.sh cluster-start
+
+.PHONY: kafka-cluster-stop
+kafka-cluster-stop: ## Stop the local 3-node Kafka cluster
+	deploy/kafka/kafka.sh cluster-stop
+
 .PHONY: run
 run: install kafka-fetch ## Start broker, worker and MLflow UI, then run the demo (Ctrl-C stops all)
 	$(BIN)/matih-ingest up --demo

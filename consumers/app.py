@@ -15,6 +15,7 @@ from faststream.middlewares import AckPolicy
 from consumers.dead_letters import DeadLetterQueue
 from consumers.exporter import attach_metrics
 from consumers.handler import BatchHandler, ConsumedBatch
+from consumers.health import WorkerHealth
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.telemetry import WorkerTelemetry
@@ -32,16 +33,18 @@ def build_worker(
     Topics are created on start-up if missing. Offsets are committed only after a
     batch was written and its poison records were dead-lettered. ``telemetry`` (a new
     one when None) is updated as batches are written; it is served on
-    ``settings.metrics.port``, with the group's lag, when that is set.
+    ``settings.metrics.port``, with the group's lag, ``/healthz`` and ``/readyz``, when
+    that is set.
     """
     # FastStream logs each batch received and processed; at DEBUG, so a worker's log
     # says what matters (failures, rejections, start and stop), not every batch.
     broker = KafkaBroker(
-        settings.kafka.bootstrap_servers, client_id=settings.client_id, log_level=logging.DEBUG
+        settings.kafka.servers, client_id=settings.client_id, log_level=logging.DEBUG
     )
     dead_letters = DeadLetterQueue(settings.kafka)
     telemetry = telemetry or WorkerTelemetry()
     handler = BatchHandler(sink, settings, telemetry, dead_letters)
+    health = WorkerHealth(settings.mlflow)
 
     @broker.subscriber(
         events_topic(settings.kafka),
@@ -53,6 +56,7 @@ def build_worker(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         decoder=_undecoded,
+        listener=health.listener,
         title="run-events:write-mlflow",
         description="Workers batch run events into MLflow; offsets are committed after"
         " the write, so a consistency token is readable once the group passed it.",
@@ -64,7 +68,7 @@ def build_worker(
 
     app = FastStream(broker)
     if settings.metrics.port is not None:
-        attach_metrics(app, settings, telemetry)
+        attach_metrics(app, settings, telemetry, health.readiness)
 
     @app.on_startup
     async def prepare() -> None:

@@ -17,7 +17,7 @@ from consumers.lag_watch import LagWatcher
 from consumers.settings import ConsumerSettings
 from consumers.telemetry import WorkerTelemetry
 from ingest.errors import KafkaUnavailableError
-from ingest.telemetry import MetricsServer, serve_metrics
+from ingest.telemetry import MetricsServer, Readiness, serve_metrics
 from ingest.topics import events_topic
 
 __all__ = ["MetricsExporter", "attach_metrics"]
@@ -33,8 +33,14 @@ class MetricsExporter:
         telemetry: the worker's telemetry.
     """
 
-    def __init__(self, settings: ConsumerSettings, telemetry: WorkerTelemetry) -> None:
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        telemetry: WorkerTelemetry,
+        readiness: Readiness | None = None,
+    ) -> None:
         self._settings = settings
+        self._readiness = readiness
         self.telemetry = telemetry
         self.server: MetricsServer | None = None
         self._stop = asyncio.Event()
@@ -46,7 +52,9 @@ class MetricsExporter:
         config = self._settings.metrics
         if config.port is None:
             return
-        self.server = serve_metrics(config.host, config.port, self.telemetry.registry)
+        self.server = serve_metrics(
+            config.host, config.port, self.telemetry.registry, readiness=self._readiness
+        )
         logger.info("metrics on http://%s:%d/metrics", config.host, self.server.port)
         self._stop.clear()
         self._task = asyncio.create_task(self._sample_lag())
@@ -86,10 +94,14 @@ class MetricsExporter:
 
 
 def attach_metrics(
-    app: FastStream, settings: ConsumerSettings, telemetry: WorkerTelemetry
+    app: FastStream,
+    settings: ConsumerSettings,
+    telemetry: WorkerTelemetry,
+    readiness: Readiness | None = None,
 ) -> MetricsExporter:
-    """Starts the exporter after the worker starts and stops it before the worker stops."""
-    exporter = MetricsExporter(settings, telemetry)
+    """Starts the exporter (``/metrics``, ``/healthz``, ``/readyz``) after the worker
+    starts and stops it before the worker stops."""
+    exporter = MetricsExporter(settings, telemetry, readiness)
     app.after_startup(exporter.start)
     app.on_shutdown(exporter.stop)
     return exporter

@@ -24,3 +24,9 @@ class KafkaUnavailableError(IngestError):
     """The Kafka cluster could not be reached within the allowed time."""
 
     retriable = True
+
+
+class ConfigurationError(IngestError):
+    """The settings cannot work with the cluster or store they name (a replication factor
+    larger than the cluster, a store that does not answer): fix the setting, do not retry.
+    """

@@ -42,12 +42,35 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     topic: str = Field(default="matih.runs.events", description="The run events topic.")
     partitions: int = Field(default=6, ge=1, description="Partitions of a topic created here.")
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of each topic created here; unset: 3 on a cluster of at least"
+        " 3 brokers, else 1.",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas that must have a record before Kafka acknowledges it (with"
+        " acks=all); unset: 2 on a cluster of at least 3 brokers, else 1.",
+    )
+    retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long topics created here keep events: the window that replay,"
+        " re-drive and a store rebuild can reach back to.",
+    )
     key_strategy: KeyStrategy = KeyStrategy.TENANT
     consumer_group: str = Field(
         default="matih-ingest-mlflow", description="The group of the workers that write MLflow."
     )
     request_timeout_s: float = Field(default=10.0, gt=0, description="Bound on each admin call.")
+
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap servers one by one (FastStream takes a single string as one
+        address, so ``a:9092,b:9092`` must be split before it reaches it)."""
+        return [server.strip() for server in self.bootstrap_servers.split(",") if server.strip()]
 
 
 class MlflowSettings(BaseSettings):

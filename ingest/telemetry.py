@@ -9,13 +9,17 @@ the gateway mounts :func:`metrics_asgi_app` under ``/metrics``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_asgi_app, start_http_server
+from prometheus_client import CollectorRegistry, make_asgi_app, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
+
+Readiness = Callable[[], str | None]
+"""None when ready, else the reason it is not (the body of a 503)."""
 
 __all__ = ["MetricsServer", "metrics_asgi_app", "serve_metrics"]
 
@@ -62,7 +66,32 @@ class MetricsServer:
         self.thread.join(5)
 
 
-def serve_metrics(host: str, port: int, *registries: CollectorRegistry) -> MetricsServer:
-    """Serves the registries at ``http://host:port/metrics`` until closed."""
-    server, thread = start_http_server(port, addr=host, registry=_collector(registries))
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes and scrapes every few seconds: not worth a log line each."""
+
+
+def _with_health(metrics: Any, readiness: Readiness | None) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/healthz", "/readyz"):
+            return metrics(environ, start_response)
+        problem = readiness() if path == "/readyz" and readiness is not None else None
+        status = "200 OK" if problem is None else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+        return [(problem or "ok").encode() + b"\n"]
+
+    return app
+
+
+def serve_metrics(
+    host: str, port: int, *registries: CollectorRegistry, readiness: Readiness | None = None
+) -> MetricsServer:
+    """Serves the registries at ``http://host:port/metrics`` until closed, with
+    ``/healthz`` (200 while the process serves) and ``/readyz`` (200 when ``readiness``
+    says so, else 503 with the reason)."""
+    app = _with_health(make_wsgi_app(_collector(registries)), readiness)
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     return MetricsServer(server, thread)

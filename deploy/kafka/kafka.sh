@@ -8,8 +8,19 @@
 #   deploy/kafka/kafka.sh tool NAME ARGS   run a Kafka admin tool against it, e.g.
 #                                          tool kafka-consumer-groups --describe --all-groups
 #
+# A 3-node cluster on loopback (each node broker and controller; RF 3, min ISR 2):
+#   deploy/kafka/kafka.sh cluster-start    format once, start the 3 nodes, wait for all
+#   deploy/kafka/kafka.sh cluster-stop     stop them
+#   deploy/kafka/kafka.sh node-start N     start node N (1-3) again, e.g. after node-kill
+#   deploy/kafka/kafka.sh node-stop N      stop node N (SIGTERM: a clean shutdown)
+#   deploy/kafka/kafka.sh node-kill N      kill -9 node N
+#   deploy/kafka/kafka.sh cluster-bootstrap   print the bootstrap servers
+#
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
 # KAFKA_DATA_DIR (.data/kafka-$KAFKA_PORT), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (60 s).
+# Cluster: KAFKA_CLUSTER_PORT (9192; node N listens on +2(N-1), its controller on the
+# next port), KAFKA_CLUSTER_DIR (.data/kafka-cluster-$KAFKA_CLUSTER_PORT),
+# KAFKA_CLUSTER_HEAP (256m a node).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -111,11 +122,114 @@ tool() {
   java_run "$main" --bootstrap-server "127.0.0.1:$port" "$@"
 }
 
+# --- the 3-node cluster --------------------------------------------------------------
+cluster_port=${KAFKA_CLUSTER_PORT:-9192}
+cluster_dir=${KAFKA_CLUSTER_DIR:-$root/.data/kafka-cluster-$cluster_port}
+cluster_nodes=3
+
+# Points the single-broker functions (reachable, running_pid, stop) at node $1.
+use_node() {
+  local n=$1
+  case "$n" in [1-3]) ;; *) log "no node '$n' (1-$cluster_nodes)"; exit 2 ;; esac
+  port=$((cluster_port + 2 * (n - 1)))
+  controller_port=$((port + 1))
+  data="$cluster_dir/node-$n"
+  pidfile="$data/kafka.pid"
+  heap=${KAFKA_CLUSTER_HEAP:-256m}
+}
+
+cluster_bootstrap() {
+  local n out=""
+  for n in $(seq 1 $cluster_nodes); do out+="${out:+,}127.0.0.1:$((cluster_port + 2 * (n - 1)))"; done
+  echo "$out"
+}
+
+cluster_configure() {
+  local n voters=""
+  for n in $(seq 1 $cluster_nodes); do voters+="${voters:+,}$n@127.0.0.1:$((cluster_port + 2 * (n - 1) + 1))"; done
+  local cluster_id=""
+  [ -f "$cluster_dir/cluster.id" ] && cluster_id=$(cat "$cluster_dir/cluster.id")
+  for n in $(seq 1 $cluster_nodes); do
+    use_node "$n"
+    mkdir -p "$data/logs"
+    sed -e "s#@NODE_ID@#$n#g" -e "s#@PORT@#$port#g" -e "s#@CONTROLLER_PORT@#$controller_port#g" \
+      -e "s#@VOTERS@#$voters#g" -e "s#@LOG_DIR@#$data/log#g" \
+      "$here/cluster.properties" >"$data/server.properties"
+    if [ ! -f "$data/log/meta.properties" ]; then
+      [ -n "$cluster_id" ] || cluster_id=$(java_run kafka.tools.StorageTool random-uuid)
+      echo "$cluster_id" >"$cluster_dir/cluster.id"
+      java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$data/server.properties" \
+        >"$data/logs/format.log"
+    fi
+  done
+}
+
+# Starts node $1 without waiting; the JVM is the pid recorded (exec), so that a kill -9
+# of that pid is a broker crash.
+node_launch() {
+  use_node "$1"
+  if pid=$(running_pid); then log "node $1 already running (pid $pid)"; return 0; fi
+  if reachable; then log "something else listens on 127.0.0.1:$port; not starting node $1"; return 1; fi
+  nohup bash -c "cd '$data' && exec java -Xms64m -Xmx$heap -XX:+UseSerialGC \
+    -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile='$here/log4j2.properties' -Dkafka.logs.dir='$data/logs' \
+    -cp '$libs/*' kafka.Kafka '$data/server.properties'" >"$data/logs/stdout.log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+# Waits until node $1 answers clients.
+node_wait() {
+  use_node "$1"
+  local waited=0
+  until reachable && java_run org.apache.kafka.tools.BrokerApiVersionsCommand \
+      --bootstrap-server "127.0.0.1:$port" >/dev/null 2>&1; do
+    if ! running_pid >/dev/null; then
+      log "node $1 exited during start; last lines of $data/logs/stdout.log:"
+      tail -n 20 "$data/logs/stdout.log" >&2
+      return 1
+    fi
+    if [ "$waited" -ge "$timeout" ]; then log "node $1 not ready after ${timeout}s"; return 1; fi
+    sleep 1; waited=$((waited + 1))
+  done
+  log "node $1 ready on 127.0.0.1:$port (pid $(cat "$pidfile"))"
+}
+
+cluster_start() {
+  fetch
+  cluster_configure
+  local n
+  # All nodes first: a controller quorum needs a majority up before any node is ready.
+  for n in $(seq 1 $cluster_nodes); do node_launch "$n"; done
+  for n in $(seq 1 $cluster_nodes); do node_wait "$n" || { cluster_stop; return 1; }; done
+  log "cluster ready: $(cluster_bootstrap) (data $cluster_dir)"
+}
+
+cluster_stop() {
+  local n
+  for n in $(seq 1 $cluster_nodes); do use_node "$n"; stop; done
+}
+
+node_kill() {
+  use_node "$1"
+  local pid
+  if ! pid=$(running_pid); then log "node $1 not running"; return 0; fi
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$pidfile"
+  log "node $1 killed (pid $pid)"
+}
+
 case "${1:-}" in
+  cluster-start) cluster_start ;;
+  cluster-stop) cluster_stop ;;
+  cluster-bootstrap) cluster_bootstrap ;;
+  node-start) fetch; cluster_configure; node_launch "${2:?node 1-3}"; node_wait "$2" ;;
+  node-stop) use_node "${2:?node 1-3}"; stop ;;
+  node-kill) node_kill "${2:?node 1-3}" ;;
   fetch) fetch ;;
   start) start ;;
   stop) stop ;;
   status) reachable ;;
   tool) shift; tool "$@" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac

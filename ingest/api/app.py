@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import PlainTextResponse
 
 from ingest.api import experiments, runs
 from ingest.api.auth import TENANT_HEADER, KeyRing
@@ -59,6 +60,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         await publisher.start()
         catalog = RunCatalog(RunReader(settings.mlflow.tracking_uri), settings.run_cache_size)
         app.state.gateway = RunGateway(settings, publisher, catalog)
+        app.state.publisher = publisher
         try:
             yield
         finally:
@@ -77,6 +79,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.mount("/metrics", metrics_asgi_app(producer_metrics.registry))
     document = asyncapi_document(settings.kafka)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        """The process serves (a liveness probe)."""
+        return PlainTextResponse("ok\n")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> PlainTextResponse:
+        """Connected to Kafka: writes can be taken (a readiness probe)."""
+        publisher = getattr(request.app.state, "publisher", None)
+        if publisher is None or not publisher.connected:
+            servers = settings.kafka.bootstrap_servers
+            return PlainTextResponse(f"not connected to Kafka at {servers}\n", status_code=503)
+        return PlainTextResponse("ok\n")
 
     @app.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi() -> dict[str, Any]:

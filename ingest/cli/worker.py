@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from consumers import ConsumerSettings, MlflowSink, build_worker
+from consumers.health import store_reachable
 from ingest.cli.options import (
     BootstrapOption,
     GroupOption,
@@ -18,6 +19,7 @@ from ingest.cli.options import (
     kafka_settings,
     mlflow_settings,
 )
+from ingest.errors import ConfigurationError, IngestError
 
 
 def worker(
@@ -44,5 +46,14 @@ def worker(
     if metrics_port is not None:
         metrics = settings.metrics.model_copy(update={"port": metrics_port})
         settings = settings.model_copy(update={"metrics": metrics})
-    app = build_worker(settings, MlflowSink(settings.mlflow))
-    asyncio.run(app.run())
+    # Misconfiguration ends the worker with one line and exit code 2, before anything
+    # else runs: an orchestrator's restart backoff then spaces out the retries.
+    try:
+        problem = store_reachable(settings.mlflow)
+        if problem is not None:
+            raise ConfigurationError(f"{problem}; check MATIH_MLFLOW_TRACKING_URI")
+        app = build_worker(settings, MlflowSink(settings.mlflow))
+        asyncio.run(app.run())
+    except IngestError as exc:
+        typer.echo(f"worker cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -6,8 +6,10 @@ auto-creates would give them one partition and serialize every tenant.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
@@ -15,8 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
+from ingest.errors import KafkaUnavailableError
 from ingest.kafka.clients import kafka_admin, start, stop
 from ingest.kafka.errors import bounded
+from ingest.replication import topic_layout
 from ingest.settings import KafkaSettings
 from ingest.topics import dead_letter_topic, events_topic
 
@@ -40,15 +44,41 @@ async def admin_client(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminCl
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
-    """Creates the events and dead-letter topics if they do not exist yet.
+    """Creates the events and dead-letter topics if they do not exist yet, replicated as
+    the cluster's size and the settings say (``ingest.replication``).
+
+    A broker that just died stays in the cluster's metadata until the controller fences
+    it (seconds), and a call sent to it fails at once: such failures are tried again,
+    through another broker, for up to three request timeouts.
 
     Raises:
-        KafkaUnavailableError: the cluster did not answer within the request timeout.
+        KafkaUnavailableError: the cluster did not answer in that time.
+        ConfigurationError: the replication asked for cannot work on this cluster.
     """
+    deadline = time.monotonic() + 3 * settings.request_timeout_s
+    while True:
+        try:
+            await _ensure_topics_once(settings)
+            return
+        except KafkaUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.info("creating topics: %s; trying again", exc)
+            await asyncio.sleep(0.5)
+
+
+async def _ensure_topics_once(settings: KafkaSettings) -> None:
     async with admin_client(settings) as admin:
+        cluster = await bounded(admin.describe_cluster(), settings, "describing the cluster")
+        layout = topic_layout(settings, len(cluster["brokers"]))
         existing = set(await bounded(admin.list_topics(), settings, "listing topics"))
         wanted = [
-            NewTopic(name, settings.partitions, settings.replication_factor)
+            NewTopic(
+                name,
+                layout.partitions,
+                layout.replication_factor,
+                topic_configs=layout.configs(),
+            )
             for name in (events_topic(settings), dead_letter_topic(settings))
             if name not in existing
         ]

@@ -157,6 +157,9 @@ class WorkerProcess:
         self._process.send_signal(sig)
         self._process.wait(30)
 
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self.kill(signal.SIGTERM)

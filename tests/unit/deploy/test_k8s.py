@@ -1,0 +1,154 @@
+"""The Kubernetes manifests: every overlay renders, every object is valid against
+Kubernetes' own schemas (offline, from kubernetes-validate), and the objects agree
+with each other and with the settings the code reads."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from ingest.api.settings import ApiSettings
+from ingest.settings import KafkaSettings, MetricsSettings, MlflowSettings
+from tests.unit.deploy.manifests import (
+    OVERLAYS,
+    by_kind,
+    kustomize_command,
+    manifest_files,
+    one,
+    render,
+)
+
+KUBERNETES_VERSION = "1.33.0"
+"""The oldest Kubernetes the manifests are for (a preStop ``sleep`` needs 1.30)."""
+
+CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}
+"""Kinds of operators (Prometheus Operator, KEDA) whose schemas Kubernetes does not
+ship: checked field by field below instead."""
+
+SETTINGS = {
+    "MATIH_KAFKA_": KafkaSettings,
+    "MATIH_MLFLOW_": MlflowSettings,
+    "MATIH_METRICS_": MetricsSettings,
+    "MATIH_API_": ApiSettings,
+}
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    """One overlay as kustomize renders it; each file on its own where kustomize is absent."""
+    if kustomize_command() is None:
+        print("no kustomize or kubectl installed: validating each manifest file unrendered")
+        return manifest_files()
+    return render(request.param)
+
+
+def test_overlays_exist() -> None:
+    assert set(OVERLAYS) == {"dev", "production", "production-hpa"}
+
+
+def test_every_object_is_valid_for_kubernetes(rendered: list[dict[str, Any]]) -> None:
+    """Strict: an unknown field (a typo) is an error, not silently dropped."""
+    checked = 0
+    for doc in rendered:
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        checked += 1
+    assert checked >= 10
+
+
+def test_every_setting_named_is_one_the_code_reads(rendered: list[dict[str, Any]]) -> None:
+    """A misspelt variable would be ignored by pydantic-settings: none is."""
+    for doc in by_kind(rendered, "ConfigMap") + by_kind(rendered, "Secret"):
+        values = {**doc.get("data", {}), **doc.get("stringData", {})}
+        for key in values:
+            prefix = next(p for p in SETTINGS if key.startswith(p))
+            field = key.removeprefix(prefix).lower()
+            assert field in SETTINGS[prefix].model_fields, f"{key} is read by no settings class"
+
+
+def test_deployments_probe_health_and_stop_gracefully(rendered: list[dict[str, Any]]) -> None:
+    for deployment in by_kind(rendered, "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        ports = {p["name"] for p in container["ports"]}
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] in ports
+        assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+        assert "memory" in container["resources"]["limits"]
+        assert spec["terminationGracePeriodSeconds"] >= 30
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        budgets = [
+            pdb
+            for pdb in by_kind(rendered, "PodDisruptionBudget")
+            if pdb["spec"]["selector"]["matchLabels"] == selector
+        ]
+        assert len(budgets) == 1, f"{deployment['metadata']['name']} has no PodDisruptionBudget"
+        policies = [
+            policy
+            for policy in by_kind(rendered, "NetworkPolicy")
+            if policy["spec"]["podSelector"]["matchLabels"] == selector
+        ]
+        assert len(policies) == 1, f"{deployment['metadata']['name']} has no NetworkPolicy"
+
+
+def test_service_monitor_scrapes_ports_the_services_have(rendered: list[dict[str, Any]]) -> None:
+    (monitor,) = by_kind(rendered, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    services = [
+        s
+        for s in by_kind(rendered, "Service")
+        if selector.items() <= s["metadata"].get("labels", {}).items()
+    ]
+    service_ports = {p["name"] for s in services for p in s["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} == service_ports == {"metrics", "http"}
+    assert all(e["path"] == "/metrics" for e in monitor["spec"]["endpoints"])
+
+
+@pytest.mark.parametrize("overlay", ["production", "production-hpa"])
+def test_autoscaler_tops_out_at_the_partition_count(overlay: str) -> None:
+    """More workers than partitions would idle: the maximum is the partition count,
+    the target is the same lag per worker for KEDA and for the HPA."""
+    if kustomize_command() is None:
+        pytest.skip("no kustomize or kubectl installed: the overlays cannot be rendered")
+    docs = render(overlay)
+    config = one(docs, "ConfigMap", "matih-ingest")["data"]
+    partitions = int(config["MATIH_KAFKA_PARTITIONS"])
+    worker = one(docs, "Deployment", "matih-ingest-worker")
+    if overlay == "production":
+        (scaled,) = by_kind(docs, "ScaledObject")
+        assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+        assert scaled["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+        assert scaled["spec"]["maxReplicaCount"] == partitions
+        (trigger,) = scaled["spec"]["triggers"]
+        assert trigger["type"] == "kafka"
+        meta = trigger["metadata"]
+        assert meta["topic"] == config["MATIH_KAFKA_TOPIC"]
+        assert meta["consumerGroup"] == config["MATIH_KAFKA_CONSUMER_GROUP"]
+        assert meta["bootstrapServers"] == config["MATIH_KAFKA_BOOTSTRAP_SERVERS"]
+        assert meta["allowIdleConsumers"] == "false"
+        threshold = int(meta["lagThreshold"])
+    else:
+        (hpa,) = by_kind(docs, "HorizontalPodAutoscaler")
+        assert hpa["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+        assert hpa["spec"]["maxReplicas"] == partitions
+        (metric,) = hpa["spec"]["metrics"]
+        threshold = int(metric["external"]["target"]["averageValue"])
+    # The derivation written beside the ScaledObject: capacity x catch-up / points a record.
+    assert threshold == 1000 * math.ceil(4_220 * 30 / 64 / 1000)
+
+
+def test_production_commits_no_secret() -> None:
+    if kustomize_command() is None:
+        pytest.skip("no kustomize or kubectl installed: the overlays cannot be rendered")
+    for overlay in ("production", "production-hpa"):
+        assert by_kind(render(overlay), "Secret") == []
