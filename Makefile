@@ -18,7 +18,9 @@ help: ## Show the targets
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	# setuptools warns on every editable install of a flat layout like ours; it says
+	# nothing about this project, so a newcomer's set-up does not show it.
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
 .PHONY: install
