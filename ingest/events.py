@@ -49,6 +49,9 @@ class RunStatus(StrEnum):
     KILLED = "killed"
 
 
+MAX_MILLIS = 2**63 - 1
+"""The latest time MLflow's stores can hold (a 64-bit integer of milliseconds)."""
+
 TERMINAL_STATUSES = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED})
 
 
@@ -162,7 +165,7 @@ class RunCreated(EventEnvelope):
         default=None, max_length=MAX_NAME_LENGTH, examples=["alice@acme.com"]
     )
     start_time: int = Field(
-        ge=0, description="Start time, Unix milliseconds.", examples=[1707723600000]
+        ge=0, le=MAX_MILLIS, description="Start time, Unix milliseconds.", examples=[1707723600000]
     )
 
 
@@ -173,7 +176,10 @@ class MetricPoint(_Model):
     value: float = Field(examples=[0.389])
     step: int = Field(default=0, ge=-(2**63), le=2**63 - 1, examples=[15])
     timestamp: int = Field(
-        ge=0, description="Unix milliseconds, from the client.", examples=[1707723600000]
+        ge=0,
+        le=MAX_MILLIS,
+        description="Unix milliseconds, from the client.",
+        examples=[1707723600000],
     )
 
 
@@ -204,7 +210,7 @@ class RunEnded(EventEnvelope):
     kind: Literal[EventKind.RUN_ENDED] = EventKind.RUN_ENDED
     status: Annotated[RunStatus, AfterValidator(_check_end_status)] = Field(examples=["finished"])
     end_time: int = Field(
-        ge=0, description="End time, Unix milliseconds.", examples=[1707723942500]
+        ge=0, le=MAX_MILLIS, description="End time, Unix milliseconds.", examples=[1707723942500]
     )
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import sqlalchemy
 from mlflow.entities import Experiment, LifecycleStage, SourceType
+from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.uri import append_to_uri_path
 from sqlalchemy import and_, bindparam, select, tuple_
@@ -44,6 +45,7 @@ from consumers.experiments import TenantExperiments
 from consumers.runs import experiment_name
 from consumers.sink.compat import random_run_name
 from consumers.sink.dialects import METRIC_COLUMNS, metric_rows_writer, upsert_for
+from consumers.sink.refusals import refused
 from consumers.sink.schema import LATEST_METRICS, PARAMS, RUNS, TAGS
 from ingest.errors import InvalidEventError
 from ingest.events import RunStatus
@@ -130,6 +132,11 @@ class BulkSqlWriter:
                 experiment = self._experiment(writes)
             except InvalidEventError as exc:
                 rejections += writes.reject_all(str(exc))
+                continue
+            except MlflowException as exc:
+                if not refused(exc):
+                    raise SinkUnavailableError(f"MLflow did not take the write: {exc}") from exc
+                rejections += writes.reject_all(f"MLflow refused the experiment: {exc.message}")
                 continue
             ids[key] = writes.run_id
             creating.append((writes, experiment))

@@ -16,14 +16,6 @@ from __future__ import annotations
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import (
-    BAD_REQUEST,
-    INVALID_PARAMETER_VALUE,
-    INVALID_STATE,
-    RESOURCE_ALREADY_EXISTS,
-    RESOURCE_DOES_NOT_EXIST,
-    ErrorCode,
-)
 from mlflow.tracking import MlflowClient
 
 from consumers.batch import Rejection, RunWrites
@@ -31,20 +23,10 @@ from consumers.errors import SinkUnavailableError
 from consumers.experiments import TenantExperiments
 from consumers.runs import RunRegistry, RunState
 from consumers.sink.compat import tracking_store
+from consumers.sink.refusals import refused
 from ingest.errors import InvalidEventError
 from ingest.events import EventEnvelope, MetricPoint, MetricsLogged
 from ingest.layout import MLFLOW_STATUS
-
-_INVALID = frozenset(
-    ErrorCode.Name(code)
-    for code in (
-        INVALID_PARAMETER_VALUE,
-        INVALID_STATE,
-        RESOURCE_DOES_NOT_EXIST,
-        RESOURCE_ALREADY_EXISTS,
-        BAD_REQUEST,
-    )
-)
 
 _Item = Metric | Param | RunTag
 
@@ -74,7 +56,7 @@ class StoreApiWriter:
             except InvalidEventError as exc:
                 rejections.extend(writes.reject_all(str(exc)))
             except MlflowException as exc:
-                if exc.error_code not in _INVALID:
+                if not refused(exc):
                     raise SinkUnavailableError(f"MLflow did not take the write: {exc}") from exc
                 self._registry.forget(writes.tenant_id, writes.run_id)
                 rejections.extend(writes.reject_all(f"MLflow rejected the run: {exc.message}"))
@@ -112,7 +94,7 @@ class StoreApiWriter:
                 tags=[i for i in items if isinstance(i, RunTag)],
             )
         except MlflowException as exc:
-            if exc.error_code not in _INVALID:
+            if not refused(exc):
                 raise
             if len(items) == 1:
                 return [_reject(items[0], exc, writes)]

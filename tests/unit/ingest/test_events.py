@@ -118,6 +118,22 @@ def test_occurred_at_is_timezone_aware() -> None:
             json.dumps({"kind": "params.logged", **BASE, "params": {"p": "x" * 6001}}).encode(),
             "param 'p' value is 6001 characters; at most 6000",
         ),
+        (
+            json.dumps(
+                {
+                    "kind": "metrics.logged",
+                    **BASE,
+                    "metrics": [{"key": "a", "value": 1, "timestamp": 2**63}],
+                }
+            ).encode(),
+            "metrics.0.timestamp: Input should be less than or equal to 9223372036854775807",
+        ),
+        (
+            json.dumps(
+                {"kind": "run.ended", **BASE, "status": "failed", "end_time": 2**64}
+            ).encode(),
+            "end_time: Input should be less than or equal to 9223372036854775807",
+        ),
     ],
 )
 def test_decode_names_the_field_and_the_rule(value: bytes, message: str) -> None:
