@@ -17,12 +17,11 @@ from ingest.api.settings import ApiSettings
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
 from ingest.kafka import kafka_errors
+from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
 from producers import EventPublisher, ProducerMetrics, ProducerSettings, PublishError
 
 logger = logging.getLogger(__name__)
-
-_RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 
 
 class GatewayPublisher:
@@ -101,7 +100,7 @@ class GatewayPublisher:
     async def _reconnect(self) -> None:
         attempt = 0
         while True:
-            await asyncio.sleep(_RECONNECT_BACKOFF_S[min(attempt, len(_RECONNECT_BACKOFF_S) - 1)])
+            await asyncio.sleep(reconnect_delay(attempt))
             if await self._connect_once():
                 return
             attempt += 1

@@ -19,6 +19,7 @@ from aiokafka.structs import RecordMetadata
 from ingest import codec
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import EventEnvelope, MetricsLogged
+from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
 from producers.delivery.buffer import EventBuffer, pack
 from producers.delivery.kafka import EventPublisher
@@ -30,7 +31,6 @@ from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 
-_RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _SPOOL_WINDOW = 2000
 """Spooled records in flight at once while the spool drains."""
 _MAX_BACKLOG = 10_000
@@ -305,7 +305,7 @@ class EventRouter:
         self._draining_since = None
         await self.publisher.abort(1.0)
         self._attempts = 1
-        self._next_connect = time.monotonic() + _RECONNECT_BACKOFF_S[0]
+        self._next_connect = time.monotonic() + reconnect_delay(0)
         await self._spool_backlog()
 
     async def _connect_once(self) -> None:
@@ -317,8 +317,7 @@ class EventRouter:
             await self.publisher.abort(0.5)
             if self._attempts == 0:
                 logger.warning("%s; events wait in a spool under %s", exc, settings.spool_dir)
-            backoff = _RECONNECT_BACKOFF_S[min(self._attempts, len(_RECONNECT_BACKOFF_S) - 1)]
-            self._next_connect = time.monotonic() + backoff
+            self._next_connect = time.monotonic() + reconnect_delay(self._attempts)
             self._attempts += 1
             return
         self._ready = True
