@@ -52,6 +52,7 @@ def build_worker(
         group_instance_id=settings.group_instance_id,
         batch=True,
         max_records=settings.max_records,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,

@@ -25,10 +25,17 @@ class ConsumerSettings(BaseSettings):
     )
     max_records: int = Field(default=500, gt=0, description="Most records fetched at once.")
     max_batch_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        default=1024 * 1024,
         gt=0,
         description="Most bytes of records written in one transaction and committed together"
-        " (about 50,000 metric points, under a second of work): what a kill or a rebalance redoes.",
+        " (about 12,000 metric points, a fraction of a second): what a kill or a rebalance"
+        " redoes.",
+    )
+    max_partition_fetch_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="Most bytes fetched from one partition at once: a backlog comes in"
+        " several chunks per fetch, so decoding one overlaps writing the one before.",
     )
     batch_timeout_ms: int = Field(
         default=200, gt=0, description="How long a batch waits to fill before it is written."
