@@ -143,8 +143,9 @@ def test_autoscaler_tops_out_at_the_partition_count(overlay: str) -> None:
         assert hpa["spec"]["maxReplicas"] == partitions
         (metric,) = hpa["spec"]["metrics"]
         threshold = int(metric["external"]["target"]["averageValue"])
-    # The derivation written beside the ScaledObject: capacity x catch-up / points a record.
-    assert threshold == 1000 * math.ceil(4_220 * 30 / 64 / 1000)
+    # The derivation written beside the ScaledObject: capacity x catch-up / points a record,
+    # rounded up to a hundred.
+    assert threshold == 100 * math.ceil(53_000 * 30 / 943 / 100)
 
 
 def test_production_commits_no_secret() -> None:
