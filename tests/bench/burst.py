@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.drain import TRAINERS_MODULE
 from tests.bench.freshness import START_MARGIN_S
-from tests.bench.processes import WorkerGroup, collect, spawn_child, worker_env
+from tests.bench.processes import WorkerGroup, collect, worker_env
 from tests.bench.stores import Store
 from tests.bench.topic import broker_port, fresh_topic, wait_drained
-from tests.bench.trainers import trainer_spec
+from tests.bench.trainers import spawn_paced
 from tests.bench.verify import count_points
 
 
@@ -45,21 +44,15 @@ def burst(
     try:
         group.wait_connected()
         start_at = time.time() + START_MARGIN_S
-        children = [
-            spawn_child(
-                TRAINERS_MODULE,
-                trainer_spec(
-                    bootstrap,
-                    kafka.topic,
-                    f"tenant-{i}",
-                    folder / "spool",
-                    rate_points_s=factor * capacity_points_s / trainers,
-                    duration_s=duration_s,
-                    start_at=start_at,
-                ),
-            )
-            for i in range(trainers)
-        ]
+        children = spawn_paced(
+            bootstrap,
+            kafka.topic,
+            folder / "spool",
+            trainers,
+            points_s=factor * capacity_points_s,
+            duration_s=duration_s,
+            start_at=start_at,
+        )
         results = collect(children, timeout + duration_s)
         done = wait_drained(kafka, timeout, group.check_alive)
         wall_offset = time.time() - time.monotonic()

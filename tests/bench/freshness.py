@@ -23,12 +23,11 @@ from mlflow.tracking import MlflowClient
 from ingest.settings import KafkaSettings
 from ingest.tracking.reader import RunReader
 from producers import ExperimentTracker, ProducerSettings, RunConfig
-from tests.bench.drain import TRAINERS_MODULE
-from tests.bench.processes import WorkerGroup, collect, spawn_child, worker_env
+from tests.bench.processes import WorkerGroup, collect, worker_env
 from tests.bench.report import percentile
 from tests.bench.stores import Store
 from tests.bench.topic import broker_port, fresh_topic, wait_drained
-from tests.bench.trainers import EXPERIMENT, trainer_spec
+from tests.bench.trainers import EXPERIMENT, spawn_paced
 from tests.bench.verify import count_points, require_exact
 
 PROBE_TENANT = "probe"
@@ -137,21 +136,15 @@ def freshness(
         group.wait_connected()
         start_at = time.time() + START_MARGIN_S
         load_s = warmup_s + duration_s + 1
-        children = [
-            spawn_child(
-                TRAINERS_MODULE,
-                trainer_spec(
-                    bootstrap,
-                    kafka.topic,
-                    f"tenant-{i}",
-                    folder / "spool",
-                    rate_points_s=load_points_s / trainers,
-                    duration_s=load_s,
-                    start_at=start_at,
-                ),
-            )
-            for i in range(trainers)
-        ]
+        children = spawn_paced(
+            bootstrap,
+            kafka.topic,
+            folder / "spool",
+            trainers,
+            points_s=load_points_s,
+            duration_s=load_s,
+            start_at=start_at,
+        )
         probe = Probe(kafka, folder / "spool" / PROBE_TENANT, probe_interval_s)
         time.sleep(max(start_at - time.time(), 0))
         probe.start()

@@ -21,7 +21,7 @@ from typing import Any
 
 from ingest.settings import KafkaSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
-from tests.bench.processes import child_result, child_spec
+from tests.bench.processes import child_result, child_spec, spawn_child
 
 KEYS = ("train_loss", "val_loss", "val_accuracy", "val_f1")
 EXPERIMENT = "bench"
@@ -40,6 +40,35 @@ def trainer_spec(
         "spool_dir": str(spool_dir / tenant),
         **how,
     }
+
+
+def spawn_paced(
+    bootstrap: str,
+    topic: str,
+    spool_dir: Path,
+    trainers: int,
+    *,
+    points_s: float,
+    duration_s: float,
+    start_at: float,
+) -> list[Any]:
+    """``trainers`` processes, one tenant each, logging ``points_s`` points a second in
+    all for ``duration_s`` from the wall-clock time ``start_at``."""
+    return [
+        spawn_child(
+            __name__,
+            trainer_spec(
+                bootstrap,
+                topic,
+                f"tenant-{i}",
+                spool_dir,
+                rate_points_s=points_s / trainers,
+                duration_s=duration_s,
+                start_at=start_at,
+            ),
+        )
+        for i in range(trainers)
+    ]
 
 
 def _log(run: Any, spec: dict[str, Any]) -> tuple[int, float, float]:
