@@ -15,11 +15,11 @@ BENCH_ARGS ?=
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
+# PYTHONWARNINGS=ignore: setuptools warns on every editable install of a flat layout
+# like ours; it says nothing about this project, so a newcomer's set-up does not show it.
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# setuptools warns on every editable install of a flat layout like ours; it says
-	# nothing about this project, so a newcomer's set-up does not show it.
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
