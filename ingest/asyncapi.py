@@ -23,15 +23,18 @@ from ingest.settings import KafkaSettings
 from ingest.topics import dead_letter_topic, events_topic
 
 _VERSION = "1"
+_PUBLISH = "run-events:publish"
 
 
 def asyncapi_document(settings: KafkaSettings) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the events and dead-letter topics, as JSON data."""
     broker = build_worker(ConsumerSettings(kafka=settings), ListSink()).broker
     assert isinstance(broker, KafkaBroker)  # build_worker's app runs on a Kafka broker
+    (subscriber,) = broker.subscribers
+    (worker_channel,) = subscriber.schema()
     broker.publisher(
         events_topic(settings),
-        title="run-events:publish",
+        title=_PUBLISH,
         description="Producers (SDK, REST gateway) publish run events, keyed by tenant"
         f" ({settings.key_strategy.value} strategy) so each run stays in order.",
         schema=Event,
@@ -50,4 +53,9 @@ def asyncapi_document(settings: KafkaSettings) -> dict[str, Any]:
         description="The run events of the MATIH ML service's run tracking.",
     )
     document: dict[str, Any] = json.loads(spec.to_specification().to_json())
+    messages = document["components"]["messages"]
+    for reference in document["channels"][worker_channel]["messages"].values():
+        received = messages[reference["$ref"].rsplit("/", 1)[-1]]
+        received["payload"] = messages[f"{_PUBLISH}:Message"]["payload"]
+    document["components"]["schemas"].pop("EmptyPayload", None)
     return document

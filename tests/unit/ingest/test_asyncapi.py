@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from consumers.app import build_worker
 from consumers.settings import ConsumerSettings
 from consumers.sink.memory import ListSink
@@ -28,3 +30,17 @@ def test_the_worker_subscription_is_the_one_the_worker_runs() -> None:
         "run-events:publish": "team.events",
         "run-events:dead-letter": "team.events.dlq",
     }
+
+
+def test_what_the_worker_receives_is_documented_as_the_event_the_producers_send() -> None:
+    """The worker decodes records itself, so FastStream alone would document an empty
+    payload; the document names the contract's event on both sides."""
+    document = asyncapi_document(KafkaSettings())
+    messages = document["components"]["messages"]
+    (received,) = document["channels"]["run-events:write-mlflow"]["messages"].values()
+    (sent,) = document["channels"]["run-events:publish"]["messages"].values()
+    payload = messages[received["$ref"].rsplit("/", 1)[-1]]["payload"]
+    assert payload == messages[sent["$ref"].rsplit("/", 1)[-1]]["payload"]
+    schema = json.dumps(document["components"]["schemas"][payload["$ref"].rsplit("/", 1)[-1]])
+    assert all(f"#/components/schemas/{kind}" in schema for kind in ("RunCreated", "RunEnded"))
+    assert "EmptyPayload" not in document["components"]["schemas"]
