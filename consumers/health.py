@@ -3,8 +3,9 @@ its group, and the store answers), served beside ``/metrics``.
 
 Membership comes from the group's rebalance callbacks: a worker is in its group from
 its first assignment (even an empty one: a worker beyond the partition count is a
-member with nothing to do) until it leaves. The store is probed at most every
-``CHECK_EVERY_S`` seconds, so that a probe every few seconds costs the store nothing.
+member with nothing to do, standing by, and says so once) until it leaves. The store
+is probed at most every ``CHECK_EVERY_S`` seconds, so that a probe every few seconds
+costs the store nothing.
 """
 
 from __future__ import annotations
@@ -60,12 +61,21 @@ def _redacted(uri: str) -> str:
 class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, health: WorkerHealth) -> None:
         self._health = health
+        self._idle = False
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self._health.in_group = False
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._health.in_group = True
+        idle = not assigned
+        if idle and not self._idle:
+            logger.warning(
+                "this worker was given no partition: its group has more workers than the"
+                " events topic has partitions; it stands by and takes partitions over when"
+                " a worker leaves (run at most as many workers as partitions)"
+            )
+        self._idle = idle
 
 
 class WorkerHealth:

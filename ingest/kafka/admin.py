@@ -82,11 +82,34 @@ async def _ensure_topics_once(settings: KafkaSettings) -> None:
             for name in (events_topic(settings), dead_letter_topic(settings))
             if name not in existing
         ]
+        if events_topic(settings) in existing:
+            await _check_partitions(admin, settings, layout.partitions)
         if wanted:
             # Another process may create them between our look and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await bounded(admin.create_topics(wanted), settings, "creating topics")
             logger.info("created topics %s", ", ".join(t.name for t in wanted))
+
+
+async def _check_partitions(
+    admin: AIOKafkaAdminClient, settings: KafkaSettings, configured: int
+) -> None:
+    """Warns, once at start, when the events topic has fewer partitions than configured:
+    the workers beyond its partition count would stand idle. Partitions are never added
+    here, since that moves tenants to other partitions while their events are in flight."""
+    topic = events_topic(settings)
+    have = len(await _partitions_of(admin, settings, topic))
+    if have < configured:
+        logger.warning(
+            "topic %s has %d partitions, fewer than the %d configured"
+            " (MATIH_KAFKA_PARTITIONS): at most %d workers share its load, any more stand"
+            " by; add partitions (kafka-topics --alter) only with the producers stopped and"
+            " the topic drained, as it moves tenants to other partitions",
+            topic,
+            have,
+            configured,
+            have,
+        )
 
 
 async def topic_partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
@@ -96,9 +119,15 @@ async def topic_partitions(settings: KafkaSettings, topic: str) -> list[TopicPar
         KafkaUnavailableError: Kafka did not answer within the request timeout.
     """
     async with admin_client(settings) as admin:
-        (described,) = await bounded(
-            admin.describe_topics([topic]), settings, f"describing topic {topic!r}"
-        )
+        return await _partitions_of(admin, settings, topic)
+
+
+async def _partitions_of(
+    admin: AIOKafkaAdminClient, settings: KafkaSettings, topic: str
+) -> list[TopicPartition]:
+    (described,) = await bounded(
+        admin.describe_topics([topic]), settings, f"describing topic {topic!r}"
+    )
     return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
 
 

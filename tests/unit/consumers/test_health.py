@@ -3,11 +3,13 @@ store probe, and a worker that cannot reach its store exiting with one line."""
 
 from __future__ import annotations
 
+import logging
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
@@ -52,6 +54,22 @@ def test_a_worker_outside_its_group_is_not_ready(tmp_path: Path) -> None:
     assert health.readiness() == "not a member of its consumer group (yet)"
     health.in_group = True
     assert health.readiness() is None
+
+
+async def test_a_worker_beyond_the_partition_count_says_once_that_it_stands_by(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An empty assignment (more workers than partitions) is a member that is ready but
+    idle: one warning, not one per rebalance, and another after it had work again."""
+    health = WorkerHealth(MlflowSettings(tracking_uri=f"sqlite:///{tmp_path}/x.db"))
+    busy = {TopicPartition("matih.runs.events", 0)}
+    for assignment in (set(), set(), busy, set()):
+        await health.listener.on_partitions_revoked(set())
+        await health.listener.on_partitions_assigned(assignment)
+    assert health.readiness() is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "more workers than the events topic has partitions" in warnings[0]
 
 
 def test_worker_with_an_unreachable_store_exits_2_with_one_line() -> None:
