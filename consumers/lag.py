@@ -191,6 +191,13 @@ class LagMonitor:
         Raises:
             KafkaUnavailableError: Kafka did not answer within the request timeout.
         """
+        # One bound for the whole sample, not only for each of its calls: while a dead
+        # broker is still in the cluster's metadata each call can take the whole request
+        # timeout, and an operator asking for the lag must get an answer (ERR, with the
+        # reason) in about that time, not after every call timed out in turn.
+        return await self._call(self._sample(group, topics), group)
+
+    async def _sample(self, group: str, topics: Iterable[str]) -> GroupLag:
         offsets = await self._call(self._admin.list_consumer_group_offsets(group), group)
         committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
         state, owners = group_owners(
