@@ -30,6 +30,18 @@ install: $(INSTALLED) ## Create the virtualenv and install the package with its 
 kafka-fetch: ## Resolve the Apache Kafka jars from Maven Central (cached in .cache/kafka)
 	deploy/kafka/kafka.sh fetch
 
+# The validators kubernetes-models generates from KEDA's and the Prometheus Operator's
+# CRDs, for the deploy tests (Kubernetes' own schemas do not cover operators' kinds).
+CRD_MODELS := .cache/crds
+.PHONY: crd-models
+crd-models: ## Fetch the CRD validators of KEDA and Prometheus Operator (npm; skipped without it)
+	@if ! command -v npm >/dev/null; then \
+		echo "no npm here: the deploy tests check ScaledObject and ServiceMonitor field by field only"; \
+	elif ! test -d $(CRD_MODELS)/node_modules/@kubernetes-models/keda; then \
+		npm install --silent --no-audit --no-fund --prefix $(CRD_MODELS) \
+			@kubernetes-models/keda@0.4.2 @kubernetes-models/prometheus-operator@6.0.0; \
+	fi
+
 .PHONY: kafka-start
 kafka-start: kafka-fetch ## Start the local Kafka broker (KRaft, 127.0.0.1:9092)
 	deploy/kafka/kafka.sh start
@@ -51,11 +63,11 @@ run: install kafka-fetch ## Start broker, worker and MLflow UI, then run the dem
 	$(BIN)/matih-ingest up --demo
 
 .PHONY: test
-test: install kafka-fetch ## Run the whole suite (starts its own broker on a test port)
+test: install kafka-fetch crd-models ## Run the whole suite (starts its own broker on a test port)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: install ## Run the unit tests only (no broker)
+test-unit: install crd-models ## Run the unit tests only (no broker)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench

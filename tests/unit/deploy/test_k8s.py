@@ -4,7 +4,12 @@ with each other and with the settings the code reads."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -14,6 +19,7 @@ from ingest.api.settings import ApiSettings
 from ingest.settings import KafkaSettings, MetricsSettings, MlflowSettings
 from tests.unit.deploy.manifests import (
     OVERLAYS,
+    ROOT,
     by_kind,
     kustomize_command,
     manifest_files,
@@ -26,7 +32,27 @@ KUBERNETES_VERSION = "1.33.0"
 
 CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}
 """Kinds of operators (Prometheus Operator, KEDA) whose schemas Kubernetes does not
-ship: checked field by field below instead."""
+ship: checked against their CRDs' schemas (kubernetes-models) and field by field."""
+
+CRD_MODELS = ROOT / ".cache" / "crds" / "node_modules"
+VALIDATE_CRDS = Path(__file__).with_name("validate_crds.mjs")
+
+
+def crd_errors(docs: list[dict[str, Any]]) -> dict[str, str | None]:
+    """What the operators' CRD schemas say of each object, by ``kind/name``: None if valid."""
+    if shutil.which("node") is None or not CRD_MODELS.is_dir():
+        pytest.skip("no node or no CRD validators here (`make crd-models` fetches them)")
+    out = subprocess.run(
+        ["node", str(VALIDATE_CRDS)],
+        input=json.dumps(docs),
+        env={**os.environ, "CRD_MODELS": str(CRD_MODELS)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return {f"{r['kind']}/{r['name']}": r["error"] for r in json.loads(out)}
+
 
 SETTINGS = {
     "MATIH_KAFKA_": KafkaSettings,
@@ -58,6 +84,25 @@ def test_every_object_is_valid_for_kubernetes(rendered: list[dict[str, Any]]) ->
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         checked += 1
     assert checked >= 10
+
+
+def test_every_custom_resource_is_valid_for_its_operator() -> None:
+    """Every ScaledObject and ServiceMonitor, as written and as each overlay renders it."""
+    docs = [d for d in manifest_files() if d["kind"] in CUSTOM_KINDS]
+    if kustomize_command() is not None:
+        docs += [d for o in OVERLAYS for d in render(o) if d["kind"] in CUSTOM_KINDS]
+    errors = crd_errors(docs)
+    assert {key.split("/")[0] for key in errors} == CUSTOM_KINDS
+    assert all(error is None for error in errors.values()), errors
+
+
+def test_the_crd_check_refuses_a_mistyped_field() -> None:
+    """The check above can fail: a replica count written as a string is refused."""
+    (scaled,) = by_kind(manifest_files(), "ScaledObject")
+    wrong = {**scaled, "spec": {**scaled["spec"], "maxReplicaCount": "six"}}
+    (error,) = crd_errors([wrong]).values()
+    assert error is not None
+    assert "maxReplicaCount must be integer" in error
 
 
 def test_every_setting_named_is_one_the_code_reads(rendered: list[dict[str, Any]]) -> None:
