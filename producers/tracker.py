@@ -218,7 +218,7 @@ class ExperimentTracker:
         if tenant is None:
             raise InvalidEventError("tenant_id is required for a run this tracker did not start")
         if wait and self._sender is not None:
-            self._wait_written(tenant, run_id)
+            self.wait_written(tenant, run_id)
         if self._reader is None:
             # MLflow is imported on the first read: a trainer that only logs never loads it.
             from ingest.tracking.reader import RunReader  # noqa: PLC0415
@@ -270,9 +270,16 @@ class ExperimentTracker:
                 self._sender.start()
                 atexit.register(self.close)
 
-    def _wait_written(self, tenant_id: str, run_id: str) -> None:
+    def wait_written(self, tenant_id: str, run_id: str) -> None:
+        """Read-your-writes: waits until the workers have written everything of the run
+        that Kafka acknowledged (each bound is the settings' flush and read waits).
+
+        Returns at once for a run this tracker never logged; a wait that runs out, or
+        Kafka out of reach, is one warning, and the read that follows may miss writes.
+        """
         sender = self._sender
-        assert sender is not None
+        if sender is None:
+            return
         sender.flush(self._settings.flush_timeout_s)
         position = sender.positions.get((tenant_id, run_id))
         if position is None:

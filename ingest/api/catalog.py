@@ -21,10 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.api.errors import StoreUnavailableError
 from ingest.api.responses import ExperimentView, MetricPointView, RunView
-from ingest.api.views import experiment_id_of, name_of_unknown_id, run_view
+from ingest.api.views import name_of_unknown_id, run_view
 from ingest.events import RunStatus
 from ingest.ids import is_run_id, run_id_time_ms
-from ingest.layout import EXPERIMENT_NAME_TAG, MLFLOW_STATUS, has_ended
+from ingest.layout import EXPERIMENT_NAME_TAG, MLFLOW_STATUS, experiment_id_of, has_ended
 from ingest.tracking.reader import RunReader
 
 T = TypeVar("T")

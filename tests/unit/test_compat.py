@@ -25,11 +25,17 @@ from ingest.api.compat import EmbeddedServer
 from ingest.kafka import compat as aiokafka_compat
 from ingest.kafka import kafka_producer, stop
 from ingest.settings import KafkaSettings
+from ingest.tracking import compat as tracking_compat
 
 
 @pytest.mark.parametrize(
     ("distribution", "module"),
-    [("aiokafka", aiokafka_compat), ("mlflow", mlflow_compat), ("uvicorn", uvicorn_compat)],
+    [
+        ("aiokafka", aiokafka_compat),
+        ("mlflow", mlflow_compat),
+        ("mlflow", tracking_compat),
+        ("uvicorn", uvicorn_compat),
+    ],
 )
 def test_the_installed_version_is_one_the_compat_module_was_checked_against(
     distribution: str, module: ModuleType
@@ -74,7 +80,7 @@ def test_the_tracking_store_and_random_run_names(
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the quickest store to open
     store = mlflow_compat.tracking_store(MlflowClient(tracking_uri=tmp_path.as_uri()))
     assert callable(store.log_batch)
-    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", mlflow_compat.random_run_name())
+    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", tracking_compat.random_run_name())
 
 
 def test_an_embedded_server_leaves_the_signal_handlers_alone() -> None:

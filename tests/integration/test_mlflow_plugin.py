@@ -1,0 +1,104 @@
+"""Existing MLflow code logs through the pipeline unchanged: the same fluent-API script
+under ``sqlite:///`` and under ``matih://`` (real Kafka, a real worker, a real store)
+reads back the same through MLflow's own client, and the run ids are the producer's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from ingest.ids import is_run_id, run_id_time_ms
+from ingest.layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, RUN_ID_TAG
+from tests.integration.mlflow_plugin import matih_uri, read_back, run_script
+from tests.integration.support import WorkerThread
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_active() -> Iterator[None]:
+    """A failed test must not leave MLflow's fluent state to the next one."""
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def test_the_fluent_api_lands_as_it_does_in_mlflows_own_store(
+    worker: WorkerThread,
+    new_sqlite_store: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """start_run as a context manager with nested runs, log_metric(s), log_param(s),
+    set_tag(s), log_batch, end_run(status), and a run that raises: what MLflow's client
+    reads back through the plugin equals what it reads from a plain sqlite store."""
+    expected_uri = new_sqlite_store("expected")
+    run_script(expected_uri, "sweep")
+    expected = read_back(expected_uri, "sweep")
+
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    ids = run_script(uri, "sweep")
+    actual = read_back(uri, "sweep")
+
+    assert [run["name"] for run in expected] == [
+        "broken", "child-a", "child-b", "explicit", "parent"
+    ]  # fmt: skip
+    assert [run["status"] for run in expected] == [
+        "FAILED", "FINISHED", "KILLED", "FAILED", "FINISHED"
+    ]  # fmt: skip
+    assert actual == expected
+
+    # One run id everywhere: the id mlflow.active_run() gave is the producer's (a UUIDv7)
+    # and MLflow's own in the store the workers wrote, where it carries the tenant.
+    store = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri)
+    for run_id in ids:
+        assert is_run_id(run_id)
+        assert run_id_time_ms(run_id) is not None
+        stored = store.get_run(run_id)
+        assert stored.data.tags[RUN_ID_TAG] == run_id
+        assert stored.data.tags["matih.tenant_id"] == tenant
+    experiment = store.get_experiment_by_name(f"{tenant}/sweep")
+    assert experiment is not None
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+
+
+def test_bad_input_raises_at_the_call_and_loses_nothing_else(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A key MLflow forbids, a reserved tag and an unsupported call each raise an
+    MlflowException naming the field or the call; the run goes on and lands complete."""
+    uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("bad-input")
+    client = MlflowClient()
+    with mlflow.start_run(run_name="survivor") as run:
+        mlflow.log_metric("good", 1.0, step=0)
+        with pytest.raises(MlflowException, match=r"metrics\[0\]\.key 'a\*b' may only contain"):
+            mlflow.log_metric("a*b", 2.0)
+        with pytest.raises(MlflowException, match=r"metrics\[0\]\.value must be a number"):
+            mlflow.log_metric("good", "high")  # type: ignore[arg-type]
+        with pytest.raises(MlflowException, match=r"tag key 'matih\.run_id': the prefix 'matih\.'"):
+            mlflow.set_tag("matih.run_id", "another")
+        with pytest.raises(MlflowException, match=r"^delete_run\(\) is not supported by the matih"):
+            client.delete_run(run.info.run_id)
+        with pytest.raises(MlflowException, match=r"^create_logged_model\(\) is not supported"):
+            mlflow.create_external_model(name="m")
+        mlflow.log_metric("good", 3.0, step=1)
+    landed = client.get_run(run.info.run_id)
+    assert landed.info.status == "FINISHED"
+    assert landed.data.metrics == {"good": 3.0}
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "good")] == [1.0, 3.0]
+    assert "matih.run_id" not in landed.data.tags
+
+
+def test_a_malformed_tracking_uri_is_refused_in_one_line() -> None:
+    """The URI names the broker and the tenant, nothing else; a mistake says how to write it."""
+    with pytest.raises(MlflowException, match="unknown parameter 'tenat'; use matih://"):
+        MlflowClient(tracking_uri="matih://127.0.0.1:1?tenat=acme").search_experiments()
+    with pytest.raises(MlflowException, match="tenant id 'a b' must be 1-64 letters"):
+        MlflowClient(tracking_uri="matih://127.0.0.1:1?tenant=a%20b").search_experiments()
