@@ -38,6 +38,27 @@ MLFLOW_STATUS = {
 }
 """A run status as MLflow stores it."""
 
+ARTIFACT_TAG_PREFIX = "matih.artifact."
+"""On runs: one tag per artifact stored by claim check, ``<prefix><path>``, whose value is
+``<size> <sha256>``. MLflow keeps no metadata per file, and a tag is written idempotently
+by both write paths and rebuilt by a replay."""
+
+
+def artifact_tag(path: str, size: int, sha256: str) -> tuple[str, str]:
+    """The tag that records an artifact the workers were told of."""
+    return f"{ARTIFACT_TAG_PREFIX}{path}", f"{size} {sha256}"
+
+
+def recorded_artifacts(tags: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """The artifacts a run's tags record: path -> (size in bytes, sha256)."""
+    found = {}
+    for key, value in tags.items():
+        if key.startswith(ARTIFACT_TAG_PREFIX):
+            size, _, sha256 = value.partition(" ")
+            found[key.removeprefix(ARTIFACT_TAG_PREFIX)] = (int(size), sha256)
+    return found
+
+
 _RUN_STATUS = {name: status for status, name in MLFLOW_STATUS.items()} | {
     "SCHEDULED": RunStatus.RUNNING,
 }

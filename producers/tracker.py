@@ -23,6 +23,7 @@ from ingest.codec import describe
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import RunCreated
 from ingest.ids import is_run_id, new_run_id, run_start_ms
+from ingest.layout import experiment_artifact_location, run_artifact_uri
 from ingest.tracking.consistency import wait_committed
 from ingest.validation import (
     MAX_TAG_VALUE_LENGTH,
@@ -31,6 +32,7 @@ from ingest.validation import (
     check_tenant_id,
     check_text,
 )
+from producers.artifacts import ArtifactUploader
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.sender import BackgroundSender, DeliveryReport
 from producers.run import ActiveRun
@@ -93,6 +95,7 @@ class ExperimentTracker:
         self._lock = threading.Lock()
         self._run_tenants: dict[str, str] = {}
         self._reader: RunReader | None = None
+        self._artifacts = ArtifactUploader(self._buffer.add_event)
 
     @property
     def settings(self) -> ProducerSettings:
@@ -141,7 +144,9 @@ class ExperimentTracker:
         self._buffer.add_event(created)
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
-        return ActiveRun(self, identity, self._buffer, start_time)
+        return ActiveRun(
+            self, identity, self._buffer, start_time, artifact_uri=self._artifact_uri(identity)
+        )
 
     def join_run(
         self, experiment_name: str, run_id: str, run_config: RunConfig | None = None
@@ -175,7 +180,19 @@ class ExperimentTracker:
         self._ensure_sender()
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
-        return ActiveRun(self, identity, self._buffer, start_time, joined=True)
+        return ActiveRun(
+            self,
+            identity,
+            self._buffer,
+            start_time,
+            artifact_uri=self._artifact_uri(identity),
+            joined=True,
+        )
+
+    @property
+    def artifacts(self) -> ArtifactUploader:
+        """The background uploader of the runs' artifacts."""
+        return self._artifacts
 
     def flush(self, timeout: float | None = None) -> DeliveryReport:
         """Sends everything logged so far and waits, bounded, for Kafka's acknowledgement.
@@ -233,6 +250,13 @@ class ExperimentTracker:
         What Kafka has not acknowledged by then stays in this process's spool on disk,
         and one log line says how much, where, and how to deliver it.
         """
+        missing = self._artifacts.wait(None, self._settings.flush_timeout_s)
+        if missing:
+            logger.error(
+                "closing with %d artifacts not stored (their runs do not record them): %s",
+                len(missing),
+                "; ".join(missing),
+            )
         sender, self._sender = self._sender, None
         if sender is None:
             return DeliveryReport(0, 0, 0)
@@ -262,6 +286,11 @@ class ExperimentTracker:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _artifact_uri(self, run: RunIdentity) -> str:
+        """Where the workers' MLflow run keeps artifacts (its experiment's rule)."""
+        location = experiment_artifact_location(self._settings.mlflow.artifact_root, run.tenant_id)
+        return run_artifact_uri(location, run.run_id)
 
     def _ensure_sender(self) -> None:
         with self._lock:

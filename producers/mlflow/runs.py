@@ -14,8 +14,9 @@ from ingest.layout import RUN_ID_TAG
 from ingest.validation import RESERVED_TAG_PREFIX
 
 
-def run_view(run: Run, experiment_id: str) -> Run:
-    """A stored run under the producer's id and the plugin's ``experiment_id``."""
+def run_view(run: Run, experiment_id: str, artifact_uri: str | None = None) -> Run:
+    """A stored run under the producer's id and the plugin's ``experiment_id`` (and, for a
+    run this process still writes, its claim-check ``artifact_uri``)."""
     info, data = run.info, run.data
     return Run(
         RunInfo(
@@ -26,7 +27,7 @@ def run_view(run: Run, experiment_id: str) -> Run:
             start_time=info.start_time,
             end_time=info.end_time,
             lifecycle_stage=info.lifecycle_stage,
-            artifact_uri=info.artifact_uri,
+            artifact_uri=artifact_uri or info.artifact_uri,
             run_name=info.run_name,
         ),
         _without_own_tags(data),

@@ -18,8 +18,6 @@ since an experiment exists in MLflow only once the workers wrote its first run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -35,23 +33,22 @@ from mlflow.protos.databricks_pb2 import (
 from mlflow.store.entities import PagedList
 from mlflow.store.tracking import SEARCH_MAX_RESULTS_DEFAULT
 from mlflow.store.tracking.abstract_store import AbstractStore
-from pydantic import ValidationError
 
-from ingest.codec import describe
 from ingest.errors import IngestError
-from ingest.events import TERMINAL_STATUSES
+from ingest.events import TERMINAL_STATUSES, RunStatus
 from ingest.ids import new_run_id
 from ingest.layout import (
     RUN_NAME_TAG,
     TENANT_TAG,
     USER_TAG,
-    run_artifact_uri,
     tenant_filter,
 )
 from ingest.layout import (
     run_status as spec_status,
 )
 from ingest.tracking.compat import random_run_name
+from producers.mlflow.artifacts import claim_check_uri
+from producers.mlflow.errors import errors_as_mlflow
 from producers.mlflow.experiments import ExperimentCatalog
 from producers.mlflow.runs import new_run, run_view
 from producers.mlflow.unsupported import refuse_unsupported, unsupported_call
@@ -192,7 +189,7 @@ class MatihStore(AbstractStore):
         name = run_name or values.get(RUN_NAME_TAG) or random_run_name()
         values[RUN_NAME_TAG] = name
         run_id = new_run_id(start_time)
-        with _errors_as_mlflow():
+        with errors_as_mlflow():
             handle = self._tracker.start_run(
                 experiment_name,
                 RunConfig(
@@ -203,13 +200,12 @@ class MatihStore(AbstractStore):
                 ),
                 run_id=run_id,
             )
-        location = self._experiments.artifact_location(experiment_name)
         run = new_run(
             run_id=run_id,
             experiment_id=experiment_id,
             user_id=user_id,
             start_time=handle.start_time,
-            artifact_uri=run_artifact_uri(location, run_id),
+            artifact_uri=claim_check_uri(handle),
             run_name=name,
             tags=values,
         )
@@ -223,7 +219,7 @@ class MatihStore(AbstractStore):
     ) -> None:
         """Validates and buffers the batch; the SDK's sender publishes it."""
         written = self._written(run_id, "log_batch")
-        with _errors_as_mlflow():
+        with errors_as_mlflow():
             written.handle.log_batch(
                 metrics=[
                     {
@@ -246,7 +242,7 @@ class MatihStore(AbstractStore):
         written = self._written(run_id, "update_run_info")
         mlflow_status = MlflowRunStatus.to_string(run_status)
         status = spec_status(mlflow_status)
-        with _errors_as_mlflow():
+        with errors_as_mlflow():
             if run_name:
                 written.handle.set_tag(RUN_NAME_TAG, run_name)
             if status in TERMINAL_STATUSES:
@@ -282,11 +278,14 @@ class MatihStore(AbstractStore):
         if written is not None:
             self._wait_written(run_id)
         run = self._find(run_id)
-        if run is not None:
-            return run_view(run, self._experiments.plugin_id(run.info.experiment_id))
-        if written is not None:
-            return written.run
-        raise _run_not_found(run_id)
+        if run is None:
+            if written is not None:
+                return written.run
+            raise _run_not_found(run_id)
+        claim_check = None
+        if written is not None and written.handle.status is RunStatus.RUNNING:
+            claim_check = written.run.info.artifact_uri
+        return run_view(run, self._experiments.plugin_id(run.info.experiment_id), claim_check)
 
     def get_metric_history(
         self,
@@ -360,18 +359,6 @@ class MatihStore(AbstractStore):
             self._unread.difference_update(waiting)
         for waited in waiting:
             self._tracker.wait_written(self._tenant_id, waited)
-
-
-@contextmanager
-def _errors_as_mlflow() -> Iterator[None]:
-    """Turns the SDK's refusals (a bad key, value or status; an ended run) into the
-    ``MlflowException`` MLflow's callers expect, with the SDK's one-line reason."""
-    try:
-        yield
-    except IngestError as exc:
-        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from None
-    except ValidationError as exc:
-        raise MlflowException(describe(exc), INVALID_PARAMETER_VALUE) from None
 
 
 def _run_not_found(run_id: str) -> MlflowException:

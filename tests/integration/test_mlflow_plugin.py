@@ -4,6 +4,7 @@ reads back the same through MLflow's own client, and the run ids are the produce
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +14,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ingest.ids import is_run_id, run_id_time_ms
-from ingest.layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, RUN_ID_TAG
+from ingest.layout import (
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING_KIND,
+    RUN_ID_TAG,
+    recorded_artifacts,
+)
 from tests.integration.mlflow_plugin import matih_uri, read_back, run_script
 from tests.integration.support import WorkerThread
 
@@ -102,3 +108,39 @@ def test_a_malformed_tracking_uri_is_refused_in_one_line() -> None:
         MlflowClient(tracking_uri="matih://127.0.0.1:1?tenat=acme").search_experiments()
     with pytest.raises(MlflowException, match="tenant id 'a b' must be 1-64 letters"):
         MlflowClient(tracking_uri="matih://127.0.0.1:1?tenant=a%20b").search_experiments()
+
+
+def test_mlflow_log_artifact_goes_by_claim_check_and_lands_in_the_runs_location(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """mlflow.log_artifact(s) queue the files on the SDK's uploader; the run ends once they
+    are stored, and records each with size and hash; MLflow lists them under the run."""
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("files")
+    (tmp_path / "report.txt").write_text("accuracy 0.9\n")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "loss.svg").write_text("<svg/>")
+    with mlflow.start_run() as run:
+        assert run.info.artifact_uri == f"matih-artifacts:/{run.info.run_id}"
+        mlflow.log_artifact(str(tmp_path / "report.txt"))
+        mlflow.log_artifacts(str(tmp_path / "plots"), artifact_path="plots")
+        with pytest.raises(MlflowException, match=r"artifact path '\.\./report.txt' escapes"):
+            mlflow.log_artifact(str(tmp_path / "report.txt"), artifact_path="..")
+        with pytest.raises(MlflowException, match=r"artifact '.*/nothing.txt' does not exist"):
+            mlflow.log_artifact(str(tmp_path / "nothing.txt"))
+        listed = MlflowClient().list_artifacts(run.info.run_id)
+        assert sorted(f.path for f in listed) == ["plots", "report.txt"]
+
+    ended = MlflowClient().get_run(run.info.run_id)
+    assert ended.info.status == "FINISHED"
+    location = Path(ended.info.artifact_uri)
+    assert location == Path(worker.settings.mlflow.artifact_root) / tenant / run.info.run_id / (
+        "artifacts"
+    )
+    assert (location / "plots" / "loss.svg").read_text() == "<svg/>"
+    stored = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri).get_run(run.info.run_id)
+    assert recorded_artifacts(dict(stored.data.tags)) == {
+        "plots/loss.svg": (6, hashlib.sha256(b"<svg/>").hexdigest()),
+        "report.txt": (13, hashlib.sha256(b"accuracy 0.9\n").hexdigest()),
+    }
