@@ -20,10 +20,25 @@ from ingest.layout import (
     RUN_ID_TAG,
     recorded_artifacts,
 )
+from ingest.settings import MlflowSettings, WritePath
+from ingest.tracking.reader import RunReader
 from tests.integration.mlflow_plugin import matih_uri, read_back, run_script
 from tests.integration.support import WorkerThread
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def mlflow_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, new_sqlite_store: Callable[[str], str]
+) -> MlflowSettings:
+    """This test's sqlite store, written by the bulk path unless the test asks for the
+    store-API path (as with an ``http://`` server, where MLflow picks the run ids)."""
+    return MlflowSettings(
+        tracking_uri=new_sqlite_store("mlflow"),
+        artifact_root=str(tmp_path / "artifacts"),
+        write_path=getattr(request, "param", WritePath.AUTO),
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +49,9 @@ def _no_run_left_active() -> Iterator[None]:
         mlflow.end_run()
 
 
+@pytest.mark.parametrize(
+    "mlflow_settings", [WritePath.AUTO, WritePath.API], ids=["bulk", "store-api"], indirect=True
+)
 def test_the_fluent_api_lands_as_it_does_in_mlflows_own_store(
     worker: WorkerThread,
     new_sqlite_store: Callable[[str], str],
@@ -59,15 +77,19 @@ def test_the_fluent_api_lands_as_it_does_in_mlflows_own_store(
     ]  # fmt: skip
     assert actual == expected
 
-    # One run id everywhere: the id mlflow.active_run() gave is the producer's (a UUIDv7)
-    # and MLflow's own in the store the workers wrote, where it carries the tenant.
+    # One run id everywhere: the id mlflow.active_run() gave is the producer's (a UUIDv7),
+    # and every read takes it. On the bulk path it is MLflow's own id in the store too; on
+    # the store-API path MLflow picked its own, and the run carries the producer's in a tag.
     store = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri)
+    bulk = worker.settings.mlflow.write_path is WritePath.AUTO
     for run_id in ids:
         assert is_run_id(run_id)
         assert run_id_time_ms(run_id) is not None
-        stored = store.get_run(run_id)
+        assert MlflowClient(tracking_uri=uri).get_run(run_id).info.run_id == run_id
+        stored = RunReader(worker.settings.mlflow.tracking_uri).find_run(tenant, run_id)
+        assert stored is not None
+        assert (stored.info.run_id == run_id) is bulk
         assert stored.data.tags[RUN_ID_TAG] == run_id
-        assert stored.data.tags["matih.tenant_id"] == tenant
     experiment = store.get_experiment_by_name(f"{tenant}/sweep")
     assert experiment is not None
     assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
@@ -144,3 +166,62 @@ def test_mlflow_log_artifact_goes_by_claim_check_and_lands_in_the_runs_location(
         "plots/loss.svg": (6, hashlib.sha256(b"<svg/>").hexdigest()),
         "report.txt": (13, hashlib.sha256(b"accuracy 0.9\n").hexdigest()),
     }
+
+
+def autolog_script(tracking_uri: str, **autolog: bool) -> None:
+    """scikit-learn training with MLflow's autologging, as users write it."""
+    from sklearn.datasets import load_iris  # noqa: PLC0415 - only these tests need sklearn
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+    features, labels = load_iris(return_X_y=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("autolog")
+    mlflow.sklearn.autolog(silent=True, **autolog)
+    try:
+        with mlflow.start_run(run_name="iris"):
+            LogisticRegression(max_iter=300).fit(features, labels)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+
+
+@pytest.mark.slow
+def test_sklearn_autolog_lands_as_it_does_in_mlflows_own_store(
+    worker: WorkerThread,
+    new_sqlite_store: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """mlflow.sklearn.autolog(): the estimator's params, its training metrics and tags read
+    back the same as from a plain sqlite store (models and datasets are not taken by the
+    plugin; see the next test)."""
+    expected_uri = new_sqlite_store("expected")
+    autolog_script(expected_uri, log_models=False, log_datasets=False)
+    expected = read_back(expected_uri, "autolog")
+
+    uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
+    autolog_script(uri, log_models=False, log_datasets=False)
+    actual = read_back(uri, "autolog")
+
+    assert len(expected) == 1
+    assert expected[0]["params"]["max_iter"] == "300"
+    assert set(expected[0]["metrics"]) >= {"training_accuracy_score", "training_f1_score"}
+    assert actual == expected
+
+
+@pytest.mark.slow
+def test_autolog_with_its_defaults_logs_the_run_and_names_the_call_it_could_not_make(
+    worker: WorkerThread,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With autolog's defaults, MLflow 3 logs the model as a LoggedModel, which the plugin
+    does not take: the call is refused by name, autologging warns and goes on (without the
+    post-training metrics, which it attaches to the model; hence log_models=False), and
+    the run lands with its params and status."""
+    uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
+    autolog_script(uri)
+    (run,) = read_back(uri, "autolog")
+    assert run["status"] == "FINISHED"
+    assert run["params"]["max_iter"] == "300"
+    assert "create_logged_model() is not supported by the matih:// tracking store" in caplog.text
