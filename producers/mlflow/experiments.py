@@ -4,9 +4,9 @@ MLflow's clients name experiments by id, but the workers create each experiment 
 its first run, so a trainer cannot learn MLflow's id of an experiment it just named.
 The plugin's ids are therefore derived, like the gateway's: ``experiment_id_of`` of
 tenant and name, the same before and after the workers created the experiment, in
-every process. MLflow's default experiment id ``"0"`` stands for the tenant's
-``Default`` experiment. Names are the tenant's own (without the ``<tenant>/`` namespace
-of the store), and the workers' ``matih.`` tags are left out.
+every process; the tenant's ``Default`` experiment keeps MLflow's default id ``"0"``.
+Names are the tenant's own (without the ``<tenant>/`` namespace of the store), and the
+workers' ``matih.`` tags are left out.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class ExperimentCatalog:
 
     def declare(self, name: str) -> str:
         """Remembers an experiment that its first run will create; returns its id."""
-        experiment_id = experiment_id_of(self._tenant_id, name)
+        experiment_id = self._id_of(name)
         self._declared[experiment_id] = name
         return experiment_id
 
@@ -97,7 +97,7 @@ class ExperimentCatalog:
         for experiment in self._reader.experiments(self._tenant_id):
             if experiment.name == full_name:
                 return self.view(experiment)
-        experiment_id = experiment_id_of(self._tenant_id, name)
+        experiment_id = self._id_of(name)
         if self._declared.get(experiment_id) != name:
             return None
         return Experiment(
@@ -162,7 +162,7 @@ class ExperimentCatalog:
         """A stored experiment as the plugin shows it: the plugin's id, the tenant's name."""
         name = experiment.tags.get(EXPERIMENT_NAME_TAG, experiment.name)
         return Experiment(
-            experiment_id=experiment_id_of(self._tenant_id, name),
+            experiment_id=self._id_of(name),
             name=name,
             artifact_location=experiment.artifact_location,
             lifecycle_stage=experiment.lifecycle_stage,
@@ -174,6 +174,11 @@ class ExperimentCatalog:
             creation_time=experiment.creation_time,
             last_update_time=experiment.last_update_time,
         )
+
+    def _id_of(self, name: str) -> str:
+        if name == DEFAULT_EXPERIMENT_NAME:
+            return DEFAULT_EXPERIMENT_ID
+        return experiment_id_of(self._tenant_id, name)
 
     def _stored(self) -> list[Experiment]:
         return [self.view(e) for e in self._reader.experiments(self._tenant_id)]

@@ -124,6 +124,30 @@ def test_bad_input_raises_at_the_call_and_loses_nothing_else(
     assert "matih.run_id" not in landed.data.tags
 
 
+def test_a_run_without_an_experiment_lands_in_the_tenants_default_experiment(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """MLflow's default experiment ("0", where a script that sets none logs) is the tenant's
+    ``Default``: created by the workers with the first run, of the model-training kind,
+    found by id and by name."""
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id="0")  # this process's earlier tests set others
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 0.5)
+    assert run.info.experiment_id == "0"
+    client = MlflowClient()
+    landed = client.get_run(run.info.run_id)
+    default = client.get_experiment_by_name("Default")
+    assert default is not None
+    assert landed.info.experiment_id == default.experiment_id == "0"
+    assert client.get_experiment("0").name == "Default"
+    assert landed.data.metrics == {"loss": 0.5}
+    assert default.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+    stored = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri)
+    assert stored.get_experiment_by_name(f"{tenant}/Default") is not None
+
+
 def test_a_malformed_tracking_uri_is_refused_in_one_line() -> None:
     """The URI names the broker and the tenant, nothing else; a mistake says how to write it."""
     with pytest.raises(MlflowException, match="unknown parameter 'tenat'; use matih://"):
