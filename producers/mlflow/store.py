@@ -129,11 +129,6 @@ class MatihStore(AbstractStore):
     def _experiments(self) -> ExperimentCatalog:
         return ExperimentCatalog(self._reader, self._tenant_id, self._settings.mlflow.artifact_root)
 
-    @property
-    def tracker(self) -> ExperimentTracker:
-        """The SDK tracker the store publishes through."""
-        return self._tracker
-
     # Experiments
 
     def create_experiment(
