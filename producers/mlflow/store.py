@@ -47,7 +47,8 @@ from ingest.layout import (
     run_status as spec_status,
 )
 from ingest.tracking.compat import random_run_name
-from producers.mlflow.artifacts import claim_check_uri
+from producers.mlflow.artifacts import ClaimCheckRepository, claim_check_uri
+from producers.mlflow.compat import prime_artifact_repository
 from producers.mlflow.errors import errors_as_mlflow
 from producers.mlflow.experiments import ExperimentCatalog
 from producers.mlflow.runs import new_run, run_view
@@ -195,12 +196,14 @@ class MatihStore(AbstractStore):
                 ),
                 run_id=run_id,
             )
+        artifact_uri = claim_check_uri(handle)
+        prime_artifact_repository(run_id, ClaimCheckRepository(artifact_uri))
         run = new_run(
             run_id=run_id,
             experiment_id=experiment_id,
             user_id=user_id,
             start_time=handle.start_time,
-            artifact_uri=claim_check_uri(handle),
+            artifact_uri=artifact_uri,
             run_name=name,
             tags=values,
         )

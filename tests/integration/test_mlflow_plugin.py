@@ -5,6 +5,7 @@ reads back the same through MLflow's own client, and the run ids are the produce
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from consumers import ConsumerSettings
 from ingest.ids import is_run_id, run_id_time_ms
 from ingest.layout import (
     EXPERIMENT_KIND_TAG,
@@ -249,3 +251,31 @@ def test_autolog_with_its_defaults_logs_the_run_and_names_the_call_it_could_not_
     assert run["status"] == "FINISHED"
     assert run["params"]["max_iter"] == "300"
     assert "create_logged_model() is not supported by the matih:// tracking store" in caplog.text
+
+
+def test_log_artifact_does_not_wait_for_the_workers(
+    consumer_settings: ConsumerSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no worker running, mlflow.log_artifact returns at once (MLflow's client does not
+    read the run to find where its files go); the files and their claim checks land once
+    a worker runs."""
+    uri, tenant = matih_uri(consumer_settings, monkeypatch, tmp_path)
+    monkeypatch.setenv("MATIH_PRODUCER_READ_WAIT_S", "30")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("workers-away")
+    (tmp_path / "notes.txt").write_text("n")
+    with mlflow.start_run() as run:
+        started = time.monotonic()
+        mlflow.log_artifact(str(tmp_path / "notes.txt"))
+        mlflow.log_artifact(str(tmp_path / "notes.txt"), artifact_path="again")
+        assert time.monotonic() - started < 2.0
+    worker = WorkerThread(consumer_settings)
+    worker.start()
+    try:
+        landed = MlflowClient().get_run(run.info.run_id)  # waits for the worker
+    finally:
+        worker.stop()
+    assert landed.info.status == "FINISHED"
+    stored = RunReader(consumer_settings.mlflow.tracking_uri).find_run(tenant, run.info.run_id)
+    assert stored is not None
+    assert set(recorded_artifacts(dict(stored.data.tags))) == {"notes.txt", "again/notes.txt"}
