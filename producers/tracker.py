@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -248,19 +249,22 @@ class ExperimentTracker:
         (default ``flush_timeout_s``) plus a fraction of a second.
 
         What Kafka has not acknowledged by then stays in this process's spool on disk,
-        and one log line says how much, where, and how to deliver it.
+        and one log line says how much, where, and how to deliver it. Artifacts still
+        uploading share the bound; those not stored are named in one line.
         """
-        missing = self._artifacts.wait(None, self._settings.flush_timeout_s)
+        sender, self._sender = self._sender, None
+        if sender is None:
+            return DeliveryReport(0, 0, 0)
+        limit = self._settings.flush_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        missing = self._artifacts.wait(None, limit)
         if missing:
             logger.error(
                 "closing with %d artifacts not stored (their runs do not record them): %s",
                 len(missing),
                 "; ".join(missing),
             )
-        sender, self._sender = self._sender, None
-        if sender is None:
-            return DeliveryReport(0, 0, 0)
-        report = sender.close(self._settings.flush_timeout_s if timeout is None else timeout)
+        report = sender.close(max(deadline - time.monotonic(), 0.0))
         lost = report.buffered_calls + report.unsent_events
         if report.spooled_events or lost:
             logger.error(

@@ -15,8 +15,10 @@ import pytest
 from ingest.errors import InvalidEventError
 from ingest.events import ArtifactLogged, RunEnded
 from ingest.ids import new_run_id
-from producers import ActiveRun
+from ingest.settings import MlflowSettings
+from producers import ActiveRun, ExperimentTracker, RunConfig
 from producers.delivery.buffer import EventBuffer, RunIdentity
+from tests.unit.producers.test_offline import offline_settings
 from tests.unit.producers.test_run import FakeTracker
 
 UNREADABLE = Path("/proc/sys/vm/compact_memory")
@@ -135,3 +137,26 @@ def test_a_1gb_file_streams_through_in_bounded_memory_and_time(
     for _ in range(1024):
         zeros.update(chunk)
     assert claim_checks(buffer) == {"big.bin": (1 << 30, zeros.hexdigest())}
+
+
+def test_closing_with_an_upload_still_failing_names_it_in_one_line_within_the_bound(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings = offline_settings(tmp_path).model_copy(
+        update={"mlflow": MlflowSettings(artifact_root=str(blocker))}
+    )
+    tracker = ExperimentTracker(settings)
+    run = tracker.start_run("exp", RunConfig(tenant_id="acme-corp"))
+    (tmp_path / "model.pkl").write_bytes(b"w")
+    run.log_artifact(tmp_path / "model.pkl")  # retried with backoff for about 15 s
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="producers"):
+        tracker.close(1.0)
+    assert time.monotonic() - started <= 1.0 + 0.6
+    lines = [r.getMessage() for r in caplog.records if "artifacts not stored" in r.getMessage()]
+    assert lines == [
+        "closing with 1 artifacts not stored (their runs do not record them):"
+        " model.pkl (still uploading after 1s)"
+    ]
