@@ -13,6 +13,7 @@ from itertools import zip_longest
 from typing import Any
 
 from ingest.events import (
+    ArtifactLogged,
     Event,
     EventEnvelope,
     MetricPoint,
@@ -23,7 +24,7 @@ from ingest.events import (
     TagsSet,
 )
 from ingest.ids import run_id_time_ms
-from ingest.layout import DESCRIPTION_TAG, RUN_NAME_TAG, USER_TAG
+from ingest.layout import DESCRIPTION_TAG, RUN_NAME_TAG, USER_TAG, artifact_tag
 from ingest.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
@@ -87,6 +88,10 @@ class RunWrites:
             self.created = self.created or event
         elif isinstance(event, RunEnded):
             self.ended = self.ended or event
+        elif isinstance(event, ArtifactLogged):
+            # The bytes are in the artifact store already; the run records their claim check.
+            key, value = artifact_tag(event.path, event.size, event.sha256)
+            self.tags[key] = value
 
     def reject_all(self, reason: str) -> list[Rejection]:
         """Every event of this run in the batch, rejected for ``reason``."""

@@ -7,11 +7,21 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
-from ingest.layout import EXPERIMENT_NAME_TAG, TENANT_TAG, mlflow_experiment_name
+from ingest.layout import (
+    EXPERIMENT_KIND_TAG,
+    EXPERIMENT_NAME_TAG,
+    MODEL_TRAINING_KIND,
+    TENANT_TAG,
+    experiment_artifact_location,
+    mlflow_experiment_name,
+)
 
 
 class TenantExperiments:
     """Finds or creates the MLflow experiment of a tenant's experiment name, and caches it.
+
+    An experiment created here is a model-training experiment to MLflow 3's UI (its
+    ``mlflow.experimentKind`` tag), which otherwise files it under the GenAI views.
 
     Args:
         client: the MLflow client experiments are read and created through.
@@ -40,8 +50,12 @@ class TenantExperiments:
         try:
             experiment_id = self._client.create_experiment(
                 full_name,
-                artifact_location=f"{self._artifact_root}/{tenant_id}",
-                tags={TENANT_TAG: tenant_id, EXPERIMENT_NAME_TAG: name},
+                artifact_location=experiment_artifact_location(self._artifact_root, tenant_id),
+                tags={
+                    TENANT_TAG: tenant_id,
+                    EXPERIMENT_NAME_TAG: name,
+                    EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND,
+                },
             )
         except MlflowException as exc:
             if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):

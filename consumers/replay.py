@@ -26,7 +26,15 @@ from consumers.batch import RecordRef, Rejection
 from consumers.records import decode_record
 from consumers.sink.base import BaseSink
 from ingest.errors import InvalidEventError
-from ingest.events import Event, MetricsLogged, ParamsLogged, RunCreated, RunEnded, TagsSet
+from ingest.events import (
+    ArtifactLogged,
+    Event,
+    MetricsLogged,
+    ParamsLogged,
+    RunCreated,
+    RunEnded,
+    TagsSet,
+)
 from ingest.kafka import (
     KafkaRecord,
     OffsetRange,
@@ -235,3 +243,5 @@ def _count(event: Event, summary: ReplaySummary) -> None:
         summary.tags += len(event.tags)
     elif isinstance(event, RunEnded):
         summary.ended += 1
+    elif isinstance(event, ArtifactLogged):
+        summary.tags += 1  # its claim check becomes a tag of the run

@@ -8,6 +8,7 @@ lives in a module named for it: ``ingest.tracking`` (MLflow reads, read-your-wri
 from ingest.codec import decode, encode
 from ingest.errors import IngestError, InvalidEventError, KafkaUnavailableError
 from ingest.events import (
+    ArtifactLogged,
     Event,
     EventEnvelope,
     EventKind,
@@ -24,6 +25,7 @@ from ingest.settings import KafkaSettings, KeyStrategy, MetricsSettings, MlflowS
 from ingest.topics import dead_letter_topic, events_topic
 
 __all__ = [
+    "ArtifactLogged",
     "Event",
     "EventEnvelope",
     "EventKind",

@@ -23,6 +23,7 @@ from ingest.validation import (
     MAX_NAME_LENGTH,
     MAX_PARAM_VALUE_LENGTH,
     MAX_TAG_VALUE_LENGTH,
+    check_artifact_path,
     check_key,
     check_tag_key,
     check_tenant_id,
@@ -38,6 +39,7 @@ class EventKind(StrEnum):
     PARAMS_LOGGED = "params.logged"
     TAGS_SET = "tags.set"
     RUN_ENDED = "run.ended"
+    ARTIFACT_LOGGED = "artifact.logged"
 
 
 class RunStatus(StrEnum):
@@ -214,7 +216,24 @@ class RunEnded(EventEnvelope):
     )
 
 
+class ArtifactLogged(EventEnvelope):
+    """A file was stored in the run's artifact location (a claim check: the bytes never
+    travel through Kafka, only where they are and how to verify them)."""
+
+    kind: Literal[EventKind.ARTIFACT_LOGGED] = EventKind.ARTIFACT_LOGGED
+    path: Annotated[str, AfterValidator(check_artifact_path)] = Field(
+        description="The file's path under the run's artifact root, '/'-separated.",
+        examples=["model/weights.bin"],
+    )
+    size: int = Field(ge=0, description="The file's size in bytes.", examples=[1048576])
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the file's bytes, lowercase hex.",
+        examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+    )
+
+
 Event = Annotated[
-    RunCreated | MetricsLogged | ParamsLogged | TagsSet | RunEnded,
+    RunCreated | MetricsLogged | ParamsLogged | TagsSet | RunEnded | ArtifactLogged,
     Field(discriminator="kind"),
 ]

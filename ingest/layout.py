@@ -6,6 +6,8 @@ so that a run is found exactly where it was written.
 
 from __future__ import annotations
 
+import uuid
+
 from ingest.events import TERMINAL_STATUSES, RunStatus
 
 TENANT_TAG = "matih.tenant_id"
@@ -17,6 +19,15 @@ EXPERIMENT_NAME_TAG = "matih.experiment_name"
 RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 DESCRIPTION_TAG = "mlflow.note.content"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""On experiments: which of its views MLflow 3's UI files the experiment under."""
+MODEL_TRAINING_KIND = "custom_model_development"
+"""The experiment kind of model training (MLflow 3's UI, ``ExperimentKind``); an experiment
+without a kind is shown under the GenAI views."""
+DEFAULT_EXPERIMENT_NAME = "Default"
+"""The experiment MLflow's clients log to when none is set (MLflow's id ``"0"``)."""
+ARTIFACTS_FOLDER = "artifacts"
+"""The folder of a run's artifacts under its experiment's location (MLflow's rule)."""
 
 MLFLOW_STATUS = {
     RunStatus.RUNNING: "RUNNING",
@@ -25,6 +36,27 @@ MLFLOW_STATUS = {
     RunStatus.KILLED: "KILLED",
 }
 """A run status as MLflow stores it."""
+
+ARTIFACT_TAG_PREFIX = "matih.artifact."
+"""On runs: one tag per artifact stored by claim check, ``<prefix><path>``, whose value is
+``<size> <sha256>``. MLflow keeps no metadata per file, and a tag is written idempotently
+by both write paths and rebuilt by a replay."""
+
+
+def artifact_tag(path: str, size: int, sha256: str) -> tuple[str, str]:
+    """The tag that records an artifact the workers were told of."""
+    return f"{ARTIFACT_TAG_PREFIX}{path}", f"{size} {sha256}"
+
+
+def recorded_artifacts(tags: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """The artifacts a run's tags record: path -> (size in bytes, sha256)."""
+    found = {}
+    for key, value in tags.items():
+        if key.startswith(ARTIFACT_TAG_PREFIX):
+            size, _, sha256 = value.partition(" ")
+            found[key.removeprefix(ARTIFACT_TAG_PREFIX)] = (int(size), sha256)
+    return found
+
 
 _RUN_STATUS = {name: status for status, name in MLFLOW_STATUS.items()} | {
     "SCHEDULED": RunStatus.RUNNING,
@@ -46,6 +78,30 @@ def has_ended(mlflow_status: str) -> bool:
 
 
 _SEPARATOR = "/"
+
+
+def experiment_artifact_location(artifact_root: str, tenant_id: str) -> str:
+    """Where the experiments created here keep artifacts: a folder per tenant."""
+    return f"{artifact_root.rstrip('/')}/{tenant_id}"
+
+
+def run_artifact_uri(experiment_location: str, run_id: str) -> str:
+    """A run's artifact location, as MLflow's ``create_run`` derives it from its experiment's."""
+    return f"{experiment_location.rstrip('/')}/{run_id}/{ARTIFACTS_FOLDER}"
+
+
+_EXPERIMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:matih:experiment")
+
+
+def experiment_id_of(tenant_id: str, name: str) -> str:
+    """The id of a tenant's experiment, the same on every producer and reader and needing no
+    state: its name if that is a UUID, else a UUIDv5 of tenant and name."""
+    try:
+        if str(uuid.UUID(name)) == name:
+            return name
+    except ValueError:
+        pass
+    return str(uuid.uuid5(_EXPERIMENT_NAMESPACE, f"{tenant_id}/{name}"))
 
 
 def mlflow_experiment_name(tenant_id: str, experiment_name: str) -> str:

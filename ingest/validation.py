@@ -22,6 +22,8 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+MAX_ARTIFACT_PATH_LENGTH = MAX_KEY_LENGTH - len("matih.artifact.")
+"""The workers record an artifact under a tag named for its path (``ingest.layout``)."""
 RESERVED_TAG_PREFIX = "matih."
 """Tags under this prefix are written by the workers only (tenant, producer run id)."""
 
@@ -71,6 +73,28 @@ def check_tag_key(key: object, what: str = "tag key") -> str:
         raise ValueError(
             f"{what} {checked!r}: the prefix {RESERVED_TAG_PREFIX!r} is reserved for"
             " matih-ingest's own tags; choose another key"
+        )
+    return checked
+
+
+def check_artifact_path(path: object, what: str = "artifact path") -> str:
+    """Returns ``path`` if it names a file inside a run's artifact root: relative, in ``/``
+    form, and with a name MLflow takes as a key (the workers record each artifact under
+    it), so never ``..``, a leading ``/`` or a backslash.
+
+    Raises:
+        ValueError: naming the rule that ``path`` breaks.
+    """
+    if isinstance(path, str) and (path.startswith("/") or "\\" in path or ".." in path.split("/")):
+        raise ValueError(
+            f"{what} {path!r} escapes the run's artifact root: give a relative path without"
+            " '..', a leading '/' or '\\'"
+        )
+    checked = check_key(path, what)
+    if len(checked) > MAX_ARTIFACT_PATH_LENGTH:
+        raise ValueError(
+            f"{what} {checked[:40]!r}... is {len(checked)} characters; at most"
+            f" {MAX_ARTIFACT_PATH_LENGTH}"
         )
     return checked
 

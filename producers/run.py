@@ -7,6 +7,8 @@ network round trip, no serialization on the caller's thread.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -30,11 +32,14 @@ from ingest.validation import (
     check_text,
     check_timestamp_ms,
 )
+from producers.artifacts import artifact_files
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.errors import RunStateError
 
 if TYPE_CHECKING:
     from producers.tracker import ExperimentTracker
+
+logger = logging.getLogger(__name__)
 
 
 class RunMetrics(BaseModel):
@@ -60,9 +65,12 @@ class ActiveRun:
         identity: RunIdentity,
         buffer: EventBuffer,
         start_time: int,
+        *,
+        artifact_uri: str,
         joined: bool = False,
     ) -> None:
         self._tracker = tracker
+        self._artifact_uri = artifact_uri
         self._joined = joined
         self._identity = identity
         self._buffer = buffer
@@ -87,6 +95,12 @@ class ActiveRun:
     def experiment_name(self) -> str:
         """The experiment the run belongs to, within its tenant."""
         return self._identity.experiment_name
+
+    @property
+    def artifact_uri(self) -> str:
+        """Where the run's artifacts are stored: ``<artifact root>/<tenant>/<run id>/artifacts``
+        (``MATIH_MLFLOW_ARTIFACT_ROOT``), the location the workers give the MLflow run."""
+        return self._artifact_uri
 
     @property
     def status(self) -> RunStatus:
@@ -224,13 +238,55 @@ class ActiveRun:
         for chunk in _chunks(tag_values, MAX_TAGS_PER_BATCH):
             self._buffer.add_event(TagsSet(**self._envelope(), tags=chunk))
 
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        """Stores a file with the run, in the background (claim check: the bytes go to the
+        run's artifact location, Kafka carries only its path, size and SHA-256).
+
+        Args:
+            local_path: the file.
+            artifact_path: the folder under the run's artifact root; the root by default.
+
+        Raises:
+            InvalidEventError: the file is missing or unreadable, or the path would leave
+                the run's artifact root (``..``, a leading ``/``).
+        """
+        self._check_running()
+        self._tracker.artifacts.submit(
+            artifact_files(self._identity, self._artifact_uri, local_path, artifact_path)
+        )
+
+    def log_artifacts(
+        self, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        """Stores every file under a folder with the run, keeping their relative paths; see
+        ``log_artifact``. Nothing is stored if any file is refused."""
+        self.log_artifact(local_dir, artifact_path)
+
+    def wait_for_artifacts(self) -> list[str]:
+        """Waits, at most ``artifact_wait_s``, until the artifacts logged so far are stored;
+        returns those that are not (``"<path> (<why>)"``), none when all are."""
+        return self._tracker.artifacts.wait(self.run_id, self._tracker.settings.artifact_wait_s)
+
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Ends the run with ``finished``, ``failed`` or ``killed`` and flushes its events.
+
+        The run's artifacts are stored first (waiting at most ``artifact_wait_s``); any
+        that are not are reported in one line, and the run records only those stored.
 
         Raises:
             InvalidEventError: ``status`` does not end a run.
         """
         self._check_running()
+        missing = self.wait_for_artifacts()
+        if missing:
+            logger.error(
+                "run %s ends without %d of its artifacts: %s",
+                self.run_id,
+                len(missing),
+                "; ".join(missing),
+            )
         try:
             final = RunStatus(status)
             event = RunEnded(**self._envelope(), status=final, end_time=time.time_ns() // 1_000_000)

@@ -42,6 +42,12 @@ class ProducerSettings(BaseSettings):
     full_wait_s: float = Field(
         default=1.0, ge=0, description="How long a call waits for room before old points drop."
     )
+    artifact_wait_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long ending a run waits for its artifacts to be stored; what is not"
+        " stored then is reported.",
+    )
     read_wait_s: float = Field(
         default=30.0, ge=0, description="How long a read waits for the workers to catch up."
     )

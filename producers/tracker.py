@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ingest.codec import describe
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import RunCreated
 from ingest.ids import is_run_id, new_run_id, run_start_ms
+from ingest.layout import experiment_artifact_location, run_artifact_uri
 from ingest.tracking.consistency import wait_committed
 from ingest.validation import (
     MAX_TAG_VALUE_LENGTH,
@@ -31,6 +33,7 @@ from ingest.validation import (
     check_tenant_id,
     check_text,
 )
+from producers.artifacts import ArtifactUploader
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.sender import BackgroundSender, DeliveryReport
 from producers.run import ActiveRun
@@ -93,6 +96,7 @@ class ExperimentTracker:
         self._lock = threading.Lock()
         self._run_tenants: dict[str, str] = {}
         self._reader: RunReader | None = None
+        self._artifacts = ArtifactUploader(self._buffer.add_event)
 
     @property
     def settings(self) -> ProducerSettings:
@@ -141,7 +145,9 @@ class ExperimentTracker:
         self._buffer.add_event(created)
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
-        return ActiveRun(self, identity, self._buffer, start_time)
+        return ActiveRun(
+            self, identity, self._buffer, start_time, artifact_uri=self._artifact_uri(identity)
+        )
 
     def join_run(
         self, experiment_name: str, run_id: str, run_config: RunConfig | None = None
@@ -175,7 +181,19 @@ class ExperimentTracker:
         self._ensure_sender()
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
-        return ActiveRun(self, identity, self._buffer, start_time, joined=True)
+        return ActiveRun(
+            self,
+            identity,
+            self._buffer,
+            start_time,
+            artifact_uri=self._artifact_uri(identity),
+            joined=True,
+        )
+
+    @property
+    def artifacts(self) -> ArtifactUploader:
+        """The background uploader of the runs' artifacts."""
+        return self._artifacts
 
     def flush(self, timeout: float | None = None) -> DeliveryReport:
         """Sends everything logged so far and waits, bounded, for Kafka's acknowledgement.
@@ -218,7 +236,7 @@ class ExperimentTracker:
         if tenant is None:
             raise InvalidEventError("tenant_id is required for a run this tracker did not start")
         if wait and self._sender is not None:
-            self._wait_written(tenant, run_id)
+            self.wait_written(tenant, run_id)
         if self._reader is None:
             # MLflow is imported on the first read: a trainer that only logs never loads it.
             from ingest.tracking.reader import RunReader  # noqa: PLC0415
@@ -231,12 +249,22 @@ class ExperimentTracker:
         (default ``flush_timeout_s``) plus a fraction of a second.
 
         What Kafka has not acknowledged by then stays in this process's spool on disk,
-        and one log line says how much, where, and how to deliver it.
+        and one log line says how much, where, and how to deliver it. Artifacts still
+        uploading share the bound; those not stored are named in one line.
         """
         sender, self._sender = self._sender, None
         if sender is None:
             return DeliveryReport(0, 0, 0)
-        report = sender.close(self._settings.flush_timeout_s if timeout is None else timeout)
+        limit = self._settings.flush_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        missing = self._artifacts.wait(None, limit)
+        if missing:
+            logger.error(
+                "closing with %d artifacts not stored (their runs do not record them): %s",
+                len(missing),
+                "; ".join(missing),
+            )
+        report = sender.close(max(deadline - time.monotonic(), 0.0))
         lost = report.buffered_calls + report.unsent_events
         if report.spooled_events or lost:
             logger.error(
@@ -263,6 +291,11 @@ class ExperimentTracker:
     ) -> None:
         self.close()
 
+    def _artifact_uri(self, run: RunIdentity) -> str:
+        """Where the workers' MLflow run keeps artifacts (its experiment's rule)."""
+        location = experiment_artifact_location(self._settings.mlflow.artifact_root, run.tenant_id)
+        return run_artifact_uri(location, run.run_id)
+
     def _ensure_sender(self) -> None:
         with self._lock:
             if self._sender is None:
@@ -270,9 +303,16 @@ class ExperimentTracker:
                 self._sender.start()
                 atexit.register(self.close)
 
-    def _wait_written(self, tenant_id: str, run_id: str) -> None:
+    def wait_written(self, tenant_id: str, run_id: str) -> None:
+        """Read-your-writes: waits until the workers have written everything of the run
+        that Kafka acknowledged (each bound is the settings' flush and read waits).
+
+        Returns at once for a run this tracker never logged; a wait that runs out, or
+        Kafka out of reach, is one warning, and the read that follows may miss writes.
+        """
         sender = self._sender
-        assert sender is not None
+        if sender is None:
+            return
         sender.flush(self._settings.flush_timeout_s)
         position = sender.positions.get((tenant_id, run_id))
         if position is None:

@@ -43,13 +43,13 @@ from consumers.batch import Rejection, RunWrites, coalesce, param_conflict
 from consumers.errors import SinkUnavailableError
 from consumers.experiments import TenantExperiments
 from consumers.runs import experiment_name
-from consumers.sink.compat import random_run_name
 from consumers.sink.dialects import METRIC_COLUMNS, metric_rows_writer, upsert_for
 from consumers.sink.refusals import refused
 from consumers.sink.schema import LATEST_METRICS, PARAMS, RUNS, TAGS
 from ingest.errors import InvalidEventError
 from ingest.events import RunStatus
 from ingest.layout import MLFLOW_STATUS, RUN_ID_TAG, RUN_NAME_TAG, TENANT_TAG, USER_TAG
+from ingest.tracking.compat import random_run_name
 
 _RUNNING = MLFLOW_STATUS[RunStatus.RUNNING]
 _ACTIVE = LifecycleStage.ACTIVE

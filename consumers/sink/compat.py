@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow.tracking import MlflowClient
-from mlflow.utils.name_utils import _generate_random_name
 
-__all__ = ["CHECKED_VERSIONS", "random_run_name", "tracking_store"]
+__all__ = ["CHECKED_VERSIONS", "tracking_store"]
 
 CHECKED_VERSIONS = (">=3.17", "<4")
 """The MLflow releases these uses were read from and tested against."""
@@ -22,9 +21,3 @@ def tracking_store(client: MlflowClient) -> Any:
     """The store behind ``client``: its ``log_batch`` skips the client's per-metric
     re-wrapping (an active-model lookup for each metric), about 6% of a batch."""
     return client._tracking_client.store
-
-
-def random_run_name() -> str:
-    """A run name as MLflow gives a run created without one (``adjective-noun-123``)."""
-    name: str = _generate_random_name()  # type: ignore[no-untyped-call]
-    return name

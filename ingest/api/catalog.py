@@ -20,11 +20,17 @@ from requests.exceptions import RequestException
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.api.errors import StoreUnavailableError
-from ingest.api.responses import ExperimentView, MetricPointView, RunView
-from ingest.api.views import experiment_id_of, name_of_unknown_id, run_view
+from ingest.api.responses import ArtifactView, ExperimentView, MetricPointView, RunView
+from ingest.api.views import name_of_unknown_id, run_view
 from ingest.events import RunStatus
 from ingest.ids import is_run_id, run_id_time_ms
-from ingest.layout import EXPERIMENT_NAME_TAG, MLFLOW_STATUS, has_ended
+from ingest.layout import (
+    EXPERIMENT_NAME_TAG,
+    MLFLOW_STATUS,
+    experiment_id_of,
+    has_ended,
+    recorded_artifacts,
+)
 from ingest.tracking.reader import RunReader
 
 T = TypeVar("T")
@@ -169,6 +175,21 @@ class RunCatalog:
             return None
         points = await self._call(self._reader.get_metric_history, tenant_id, run_id, key)
         return [MetricPointView(**point) for point in points]
+
+    async def artifacts(self, tenant_id: str, run_id: str) -> list[ArtifactView] | None:
+        """The files stored with a run, by path, as its claim checks record them (the
+        workers wrote them after the files were in the artifact store); None if the
+        tenant has no such run."""
+        if not is_run_id(run_id):
+            return None
+        run = await self._call(self._reader.find_run, tenant_id, run_id)
+        if run is None:
+            return None
+        recorded = recorded_artifacts(dict(run.data.tags))
+        return [
+            ArtifactView(path=path, size=size, sha256=sha256)
+            for path, (size, sha256) in sorted(recorded.items())
+        ]
 
     async def _experiment_names(self, tenant_id: str) -> dict[str, str]:
         """MLflow experiment id -> the tenant's name for it."""

@@ -18,7 +18,7 @@ from ingest.api.publishing import GatewayPublisher
 from ingest.api.responses import Accepted, BatchAccepted, RunCreatedView, RunEndedView
 from ingest.api.schemas import BatchLog, MetricsLog, ParamsLog, RunCreate
 from ingest.api.settings import ApiSettings
-from ingest.api.views import duration_seconds, experiment_id_of
+from ingest.api.views import duration_seconds
 from ingest.codec import describe
 from ingest.errors import InvalidEventError
 from ingest.events import (
@@ -32,6 +32,7 @@ from ingest.events import (
     TagsSet,
 )
 from ingest.ids import new_run_id, run_start_ms
+from ingest.layout import experiment_id_of
 from ingest.topics import events_topic
 from ingest.tracking.consistency import Position, wait_committed
 

@@ -131,6 +131,19 @@ class RunPage(_Response):
     has_more: bool = Field(description="Whether a next page (offset + limit) holds runs.")
 
 
+class ArtifactView(_Response):
+    """A file stored with a run by claim check."""
+
+    path: str = Field(
+        description="Path under the run's artifact root.", examples=["model/weights.bin"]
+    )
+    size: int = Field(description="Size in bytes.", examples=[1048576])
+    sha256: str = Field(
+        description="SHA-256 of the bytes, lowercase hex.",
+        examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+    )
+
+
 class MetricPointView(_Response):
     """One point of a metric's history, in the spec's shape."""
 

@@ -16,6 +16,7 @@ from ingest.api.deps import Gateway
 from ingest.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from ingest.api.responses import (
     Accepted,
+    ArtifactView,
     BatchAccepted,
     MetricPointView,
     RunCreatedView,
@@ -154,3 +155,17 @@ async def metric_history(
     if points is None:
         raise ApiError.not_found(f"run {run_id!r}")
     return points
+
+
+@router.get("/{run_id}/artifacts", responses={**_NOT_FOUND, **_READ})
+async def artifacts(
+    run_id: RunId, tenant: Tenant, gateway: Gateway, after: After = None
+) -> list[ArtifactView]:
+    """The files stored with a run (by the SDK's or the MLflow plugin's ``log_artifact``),
+    with size and SHA-256, ordered by path. The bytes are in the run's MLflow artifact
+    location, never in Kafka."""
+    await gateway.wait_for(after)
+    found = await gateway.catalog.artifacts(tenant, run_id)
+    if found is None:
+        raise ApiError.not_found(f"run {run_id!r}")
+    return found

@@ -14,21 +14,17 @@ import uuid
 from mlflow.entities import Run
 
 from ingest.api.responses import RunView
-from ingest.layout import DESCRIPTION_TAG, RUN_ID_TAG, USER_TAG, has_ended, run_status
+from ingest.layout import (
+    DESCRIPTION_TAG,
+    RUN_ID_TAG,
+    USER_TAG,
+    experiment_id_of,
+    has_ended,
+    run_status,
+)
 from ingest.validation import RESERVED_TAG_PREFIX
 
-_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:matih:experiment")
 _SYSTEM_TAG_PREFIXES = ("mlflow.", RESERVED_TAG_PREFIX)
-
-
-def experiment_id_of(tenant_id: str, name: str) -> str:
-    """The id of a tenant's experiment: its name if that is a UUID, else a UUIDv5."""
-    try:
-        if str(uuid.UUID(name)) == name:
-            return name
-    except ValueError:
-        pass
-    return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/{name}"))
 
 
 def name_of_unknown_id(experiment_id: uuid.UUID) -> str:

@@ -206,12 +206,14 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """An ``mlflow server`` that can be stopped and started again on the same store."""
+    """An ``mlflow server`` that can be stopped and started again on the same store (its
+    own sqlite store in ``folder``, or ``backend_store_uri``: the UI over a worker's)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, backend_store_uri: str | None = None) -> None:
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self._folder = folder
+        self._backend = backend_store_uri or f"sqlite:///{folder / 'server.db'}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -228,7 +230,7 @@ class MlflowServer:
                 "--workers",
                 "1",
                 "--backend-store-uri",
-                f"sqlite:///{self._folder / 'server.db'}",
+                self._backend,
                 "--default-artifact-root",
                 str(self._folder / "artifacts"),
             ],

@@ -16,7 +16,9 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.protocol.admin import DescribeGroupsResponse_v0
 from aiokafka.structs import TopicPartition
+from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from packaging.specifiers import SpecifierSet
 
 from consumers.sink import compat as mlflow_compat
@@ -25,11 +27,19 @@ from ingest.api.compat import EmbeddedServer
 from ingest.kafka import compat as aiokafka_compat
 from ingest.kafka import kafka_producer, stop
 from ingest.settings import KafkaSettings
+from ingest.tracking import compat as tracking_compat
+from producers.mlflow import compat as plugin_compat
 
 
 @pytest.mark.parametrize(
     ("distribution", "module"),
-    [("aiokafka", aiokafka_compat), ("mlflow", mlflow_compat), ("uvicorn", uvicorn_compat)],
+    [
+        ("aiokafka", aiokafka_compat),
+        ("mlflow", mlflow_compat),
+        ("mlflow", tracking_compat),
+        ("mlflow", plugin_compat),
+        ("uvicorn", uvicorn_compat),
+    ],
 )
 def test_the_installed_version_is_one_the_compat_module_was_checked_against(
     distribution: str, module: ModuleType
@@ -74,7 +84,15 @@ def test_the_tracking_store_and_random_run_names(
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the quickest store to open
     store = mlflow_compat.tracking_store(MlflowClient(tracking_uri=tmp_path.as_uri()))
     assert callable(store.log_batch)
-    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", mlflow_compat.random_run_name())
+    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", tracking_compat.random_run_name())
+
+
+def test_a_primed_artifact_repository_is_the_one_mlflows_client_uses(tmp_path: Path) -> None:
+    repository = LocalArtifactRepository(str(tmp_path))
+    run_id = "f" * 32
+    plugin_compat.prime_artifact_repository(run_id, repository)
+    client = TrackingServiceClient("sqlite:///" + str(tmp_path / "unused.db"))
+    assert client._get_artifact_repo(run_id) is repository  # noqa: SLF001 (what it primes)
 
 
 def test_an_embedded_server_leaves_the_signal_handlers_alone() -> None:

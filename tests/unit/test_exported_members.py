@@ -9,7 +9,7 @@ import pytest
 
 SURFACE = {
     "ingest": {
-        "Event", "EventEnvelope", "EventKind", "IngestError", "InvalidEventError",
+        "ArtifactLogged", "Event", "EventEnvelope", "EventKind", "IngestError", "InvalidEventError",
         "KafkaSettings", "KafkaUnavailableError", "KeyStrategy", "MetricPoint", "MetricsLogged",
         "MetricsSettings", "MlflowSettings", "ParamsLogged", "RunCreated", "RunEnded",
         "RunStatus", "TagsSet", "dead_letter_topic", "decode", "encode", "events_topic",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from consumers.batch import RecordRef, coalesce
 from ingest.events import (
+    ArtifactLogged,
     MetricPoint,
     MetricsLogged,
     ParamsLogged,
@@ -13,6 +14,7 @@ from ingest.events import (
     TagsSet,
 )
 from ingest.ids import new_run_id
+from ingest.layout import recorded_artifacts
 
 RUN = new_run_id()
 BASE = {"tenant_id": "acme-corp", "run_id": RUN, "experiment_name": "exp"}
@@ -122,3 +124,16 @@ def test_metrics_alone_go_1000_per_call() -> None:
         [(metrics(*range(s, min(s + 1000, 2500))), None) for s in range(0, 2500, 1000)]
     )
     assert [len(m) for m, _, _ in writes.chunks()] == [1000, 1000, 500]
+
+
+def test_an_artifacts_claim_check_becomes_a_tag_of_its_run() -> None:
+    """The bytes are in the artifact store; the run records path, size and hash."""
+    logged = [
+        ArtifactLogged(**BASE, path="model/weights.bin", size=7, sha256="a" * 64),
+        ArtifactLogged(**BASE, path="report.txt", size=0, sha256="b" * 64),
+    ]
+    (writes,) = coalesce([(event, None) for event in logged])
+    assert recorded_artifacts(writes.tags) == {
+        "model/weights.bin": (7, "a" * 64),
+        "report.txt": (0, "b" * 64),
+    }

@@ -12,7 +12,8 @@ from ingest.api.auth import KeyRing
 from ingest.api.errors import ApiError
 from ingest.api.schemas import BatchLog, MetricsLog, ParamsLog, RunCreate
 from ingest.api.settings import ApiSettings
-from ingest.api.views import experiment_id_of, name_of_unknown_id
+from ingest.api.views import name_of_unknown_id
+from ingest.layout import experiment_id_of
 
 KEYS = {SecretStr("k-acme"): "acme-corp", SecretStr("k-globex"): "globex"}
 

@@ -11,6 +11,7 @@ import pytest
 from ingest import codec
 from ingest.errors import InvalidEventError
 from ingest.events import (
+    ArtifactLogged,
     MetricPoint,
     MetricsLogged,
     ParamsLogged,
@@ -31,6 +32,7 @@ EVENTS = [
     ParamsLogged(**BASE, params={"learning_rate": "0.01"}),
     TagsSet(**BASE, tags={"model_type": "xgboost"}),
     RunEnded(**BASE, status=RunStatus.FINISHED, end_time=2),
+    ArtifactLogged(**BASE, path="model/weights.bin", size=3, sha256="ab" * 32),
 ]
 
 
@@ -146,3 +148,22 @@ def test_a_metrics_event_holds_at_most_1000_points() -> None:
     points = tuple(MetricPoint(key="a", value=1.0, step=i, timestamp=1) for i in range(1001))
     with pytest.raises(ValueError, match="at most 1000"):
         MetricsLogged(**BASE, metrics=points)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"path": "../etc/passwd"}, "escapes the run's artifact root"),
+        ({"path": "/abs/file"}, "escapes the run's artifact root"),
+        ({"path": "a\\b"}, "escapes the run's artifact root"),
+        ({"path": "x" * 236}, "at most 235"),
+        ({"size": -1}, "greater than or equal to 0"),
+        ({"sha256": "ABC"}, "should match pattern"),
+    ],
+)
+def test_an_artifact_event_refuses_an_escaping_path_a_negative_size_and_a_bad_hash(
+    fields: dict[str, object], message: str
+) -> None:
+    good: dict[str, object] = {"path": "model.pkl", "size": 1, "sha256": "0" * 64}
+    with pytest.raises(ValueError, match=message):
+        ArtifactLogged(**BASE, **{**good, **fields})  # type: ignore[arg-type]

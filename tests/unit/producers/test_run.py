@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,13 +11,16 @@ from pydantic import ValidationError
 from ingest.errors import InvalidEventError
 from ingest.events import MetricsLogged, ParamsLogged, RunEnded, RunStatus, TagsSet
 from ingest.ids import new_run_id
-from producers import ActiveRun, RunConfig, RunMetrics, RunStateError
+from producers import ActiveRun, ProducerSettings, RunConfig, RunMetrics, RunStateError
+from producers.artifacts import ArtifactUploader
 from producers.delivery.buffer import EventBuffer, RunIdentity, pack
 
 
 class FakeTracker:
-    def __init__(self) -> None:
+    def __init__(self, buffer: EventBuffer) -> None:
         self.flushes = 0
+        self.settings = ProducerSettings(artifact_wait_s=5)
+        self.artifacts = ArtifactUploader(buffer.add_event, backoff_s=(0.01, 0.01))
 
     def flush(self) -> None:
         self.flushes += 1
@@ -28,14 +32,20 @@ def buffer() -> EventBuffer:
 
 
 @pytest.fixture
-def tracker() -> FakeTracker:
-    return FakeTracker()
+def tracker(buffer: EventBuffer) -> FakeTracker:
+    return FakeTracker(buffer)
 
 
 @pytest.fixture
-def run(tracker: FakeTracker, buffer: EventBuffer) -> ActiveRun:
+def run(tracker: FakeTracker, buffer: EventBuffer, tmp_path: Path) -> ActiveRun:
     identity = RunIdentity("acme-corp", new_run_id(), "exp")
-    return ActiveRun(tracker, identity, buffer, start_time=1)  # type: ignore[arg-type]
+    return ActiveRun(
+        tracker,  # type: ignore[arg-type]
+        identity,
+        buffer,
+        start_time=1,
+        artifact_uri=str(tmp_path / "artifacts" / identity.run_id / "artifacts"),
+    )
 
 
 def events(buffer: EventBuffer) -> list[Any]:

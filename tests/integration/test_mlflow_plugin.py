@@ -1,0 +1,281 @@
+"""Existing MLflow code logs through the pipeline unchanged: the same fluent-API script
+under ``sqlite:///`` and under ``matih://`` (real Kafka, a real worker, a real store)
+reads back the same through MLflow's own client, and the run ids are the producer's."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from consumers import ConsumerSettings
+from ingest.ids import is_run_id, run_id_time_ms
+from ingest.layout import (
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING_KIND,
+    RUN_ID_TAG,
+    recorded_artifacts,
+)
+from ingest.settings import MlflowSettings, WritePath
+from ingest.tracking.reader import RunReader
+from tests.integration.mlflow_plugin import matih_uri, read_back, run_script
+from tests.integration.support import WorkerThread
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def mlflow_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, new_sqlite_store: Callable[[str], str]
+) -> MlflowSettings:
+    """This test's sqlite store, written by the bulk path unless the test asks for the
+    store-API path (as with an ``http://`` server, where MLflow picks the run ids)."""
+    return MlflowSettings(
+        tracking_uri=new_sqlite_store("mlflow"),
+        artifact_root=str(tmp_path / "artifacts"),
+        write_path=getattr(request, "param", WritePath.AUTO),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_active() -> Iterator[None]:
+    """A failed test must not leave MLflow's fluent state to the next one."""
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.mark.parametrize(
+    "mlflow_settings", [WritePath.AUTO, WritePath.API], ids=["bulk", "store-api"], indirect=True
+)
+def test_the_fluent_api_lands_as_it_does_in_mlflows_own_store(
+    worker: WorkerThread,
+    new_sqlite_store: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """start_run as a context manager with nested runs, log_metric(s), log_param(s),
+    set_tag(s), log_batch, end_run(status), and a run that raises: what MLflow's client
+    reads back through the plugin equals what it reads from a plain sqlite store."""
+    expected_uri = new_sqlite_store("expected")
+    run_script(expected_uri, "sweep")
+    expected = read_back(expected_uri, "sweep")
+
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    ids = run_script(uri, "sweep")
+    actual = read_back(uri, "sweep")
+
+    assert [run["name"] for run in expected] == [
+        "broken", "child-a", "child-b", "explicit", "parent"
+    ]  # fmt: skip
+    assert [run["status"] for run in expected] == [
+        "FAILED", "FINISHED", "KILLED", "FAILED", "FINISHED"
+    ]  # fmt: skip
+    assert actual == expected
+
+    # One run id everywhere: the id mlflow.active_run() gave is the producer's (a UUIDv7),
+    # and every read takes it. On the bulk path it is MLflow's own id in the store too; on
+    # the store-API path MLflow picked its own, and the run carries the producer's in a tag.
+    store = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri)
+    bulk = worker.settings.mlflow.write_path is WritePath.AUTO
+    for run_id in ids:
+        assert is_run_id(run_id)
+        assert run_id_time_ms(run_id) is not None
+        assert MlflowClient(tracking_uri=uri).get_run(run_id).info.run_id == run_id
+        stored = RunReader(worker.settings.mlflow.tracking_uri).find_run(tenant, run_id)
+        assert stored is not None
+        assert (stored.info.run_id == run_id) is bulk
+        assert stored.data.tags[RUN_ID_TAG] == run_id
+    experiment = store.get_experiment_by_name(f"{tenant}/sweep")
+    assert experiment is not None
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+
+
+def test_bad_input_raises_at_the_call_and_loses_nothing_else(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A key MLflow forbids, a reserved tag and an unsupported call each raise an
+    MlflowException naming the field or the call; the run goes on and lands complete."""
+    uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("bad-input")
+    client = MlflowClient()
+    with mlflow.start_run(run_name="survivor") as run:
+        mlflow.log_metric("good", 1.0, step=0)
+        with pytest.raises(MlflowException, match=r"metrics\[0\]\.key 'a\*b' may only contain"):
+            mlflow.log_metric("a*b", 2.0)
+        with pytest.raises(MlflowException, match=r"metrics\[0\]\.value must be a number"):
+            mlflow.log_metric("good", "high")  # type: ignore[arg-type]
+        with pytest.raises(MlflowException, match=r"tag key 'matih\.run_id': the prefix 'matih\.'"):
+            mlflow.set_tag("matih.run_id", "another")
+        with pytest.raises(MlflowException, match=r"^delete_run\(\) is not supported by the matih"):
+            client.delete_run(run.info.run_id)
+        with pytest.raises(MlflowException, match=r"^create_logged_model\(\) is not supported"):
+            mlflow.create_external_model(name="m")
+        mlflow.log_metric("good", 3.0, step=1)
+    landed = client.get_run(run.info.run_id)
+    assert landed.info.status == "FINISHED"
+    assert landed.data.metrics == {"good": 3.0}
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "good")] == [1.0, 3.0]
+    assert "matih.run_id" not in landed.data.tags
+
+
+def test_a_run_without_an_experiment_lands_in_the_tenants_default_experiment(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """MLflow's default experiment ("0", where a script that sets none logs) is the tenant's
+    ``Default``: created by the workers with the first run, of the model-training kind,
+    found by id and by name."""
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id="0")  # this process's earlier tests set others
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 0.5)
+    assert run.info.experiment_id == "0"
+    client = MlflowClient()
+    landed = client.get_run(run.info.run_id)
+    default = client.get_experiment_by_name("Default")
+    assert default is not None
+    assert landed.info.experiment_id == default.experiment_id == "0"
+    assert client.get_experiment("0").name == "Default"
+    assert landed.data.metrics == {"loss": 0.5}
+    assert default.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+    stored = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri)
+    assert stored.get_experiment_by_name(f"{tenant}/Default") is not None
+
+
+def test_a_malformed_tracking_uri_is_refused_in_one_line() -> None:
+    """The URI names the broker and the tenant, nothing else; a mistake says how to write it."""
+    with pytest.raises(MlflowException, match="unknown parameter 'tenat'; use matih://"):
+        MlflowClient(tracking_uri="matih://127.0.0.1:1?tenat=acme").search_experiments()
+    with pytest.raises(MlflowException, match="tenant id 'a b' must be 1-64 letters"):
+        MlflowClient(tracking_uri="matih://127.0.0.1:1?tenant=a%20b").search_experiments()
+
+
+def test_mlflow_log_artifact_goes_by_claim_check_and_lands_in_the_runs_location(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """mlflow.log_artifact(s) queue the files on the SDK's uploader; the run ends once they
+    are stored, and records each with size and hash; MLflow lists them under the run."""
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("files")
+    (tmp_path / "report.txt").write_text("accuracy 0.9\n")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "loss.svg").write_text("<svg/>")
+    with mlflow.start_run() as run:
+        assert run.info.artifact_uri == f"matih-artifacts:/{run.info.run_id}"
+        mlflow.log_artifact(str(tmp_path / "report.txt"))
+        mlflow.log_artifacts(str(tmp_path / "plots"), artifact_path="plots")
+        with pytest.raises(MlflowException, match=r"artifact path '\.\./report.txt' escapes"):
+            mlflow.log_artifact(str(tmp_path / "report.txt"), artifact_path="..")
+        with pytest.raises(MlflowException, match=r"artifact '.*/nothing.txt' does not exist"):
+            mlflow.log_artifact(str(tmp_path / "nothing.txt"))
+        listed = MlflowClient().list_artifacts(run.info.run_id)
+        assert sorted(f.path for f in listed) == ["plots", "report.txt"]
+
+    ended = MlflowClient().get_run(run.info.run_id)
+    assert ended.info.status == "FINISHED"
+    location = Path(ended.info.artifact_uri)
+    assert location == Path(worker.settings.mlflow.artifact_root) / tenant / run.info.run_id / (
+        "artifacts"
+    )
+    assert (location / "plots" / "loss.svg").read_text() == "<svg/>"
+    stored = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri).get_run(run.info.run_id)
+    assert recorded_artifacts(dict(stored.data.tags)) == {
+        "plots/loss.svg": (6, hashlib.sha256(b"<svg/>").hexdigest()),
+        "report.txt": (13, hashlib.sha256(b"accuracy 0.9\n").hexdigest()),
+    }
+
+
+def autolog_script(tracking_uri: str, **autolog: bool) -> None:
+    """scikit-learn training with MLflow's autologging, as users write it."""
+    from sklearn.datasets import load_iris  # noqa: PLC0415 - only these tests need sklearn
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+    features, labels = load_iris(return_X_y=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("autolog")
+    mlflow.sklearn.autolog(silent=True, **autolog)
+    try:
+        with mlflow.start_run(run_name="iris"):
+            LogisticRegression(max_iter=300).fit(features, labels)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+
+
+@pytest.mark.slow
+def test_sklearn_autolog_lands_as_it_does_in_mlflows_own_store(
+    worker: WorkerThread,
+    new_sqlite_store: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """mlflow.sklearn.autolog(): the estimator's params, its training metrics and tags read
+    back the same as from a plain sqlite store (models and datasets are not taken by the
+    plugin; see the next test)."""
+    expected_uri = new_sqlite_store("expected")
+    autolog_script(expected_uri, log_models=False, log_datasets=False)
+    expected = read_back(expected_uri, "autolog")
+
+    uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
+    autolog_script(uri, log_models=False, log_datasets=False)
+    actual = read_back(uri, "autolog")
+
+    assert len(expected) == 1
+    assert expected[0]["params"]["max_iter"] == "300"
+    assert set(expected[0]["metrics"]) >= {"training_accuracy_score", "training_f1_score"}
+    assert actual == expected
+
+
+@pytest.mark.slow
+def test_autolog_with_its_defaults_logs_the_run_and_names_the_call_it_could_not_make(
+    worker: WorkerThread,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With autolog's defaults, MLflow 3 logs the model as a LoggedModel, which the plugin
+    does not take: the call is refused by name, autologging warns and goes on (without the
+    post-training metrics, which it attaches to the model; hence log_models=False), and
+    the run lands with its params and status."""
+    uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
+    autolog_script(uri)
+    (run,) = read_back(uri, "autolog")
+    assert run["status"] == "FINISHED"
+    assert run["params"]["max_iter"] == "300"
+    assert "create_logged_model() is not supported by the matih:// tracking store" in caplog.text
+
+
+def test_log_artifact_does_not_wait_for_the_workers(
+    consumer_settings: ConsumerSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no worker running, mlflow.log_artifact returns at once (MLflow's client does not
+    read the run to find where its files go); the files and their claim checks land once
+    a worker runs."""
+    uri, tenant = matih_uri(consumer_settings, monkeypatch, tmp_path)
+    monkeypatch.setenv("MATIH_PRODUCER_READ_WAIT_S", "30")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("workers-away")
+    (tmp_path / "notes.txt").write_text("n")
+    with mlflow.start_run() as run:
+        started = time.monotonic()
+        mlflow.log_artifact(str(tmp_path / "notes.txt"))
+        mlflow.log_artifact(str(tmp_path / "notes.txt"), artifact_path="again")
+        assert time.monotonic() - started < 2.0
+    worker = WorkerThread(consumer_settings)
+    worker.start()
+    try:
+        landed = MlflowClient().get_run(run.info.run_id)  # waits for the worker
+    finally:
+        worker.stop()
+    assert landed.info.status == "FINISHED"
+    stored = RunReader(consumer_settings.mlflow.tracking_uri).find_run(tenant, run.info.run_id)
+    assert stored is not None
+    assert set(recorded_artifacts(dict(stored.data.tags))) == {"notes.txt", "again/notes.txt"}
