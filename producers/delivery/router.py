@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from aiokafka.structs import RecordMetadata
 
 from ingest import codec
-from ingest.errors import InvalidEventError, KafkaUnavailableError
+from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope, MetricsLogged
 from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
 from producers.delivery.buffer import EventBuffer, pack
 from producers.delivery.kafka import EventPublisher
+from producers.delivery.unspool import send_spooled
 from producers.errors import PublishError, SpoolError
 from producers.settings import ProducerSettings
-from producers.spool.directory import EventSpool, SpoolRecord, event_head
+from producers.spool.directory import EventSpool, SpoolRecord
 from producers.spool.segment import SpoolEntry
 from producers.telemetry import ProducerMetrics
 
@@ -54,6 +55,8 @@ class EventRouter:
         settings: Kafka location, timeouts and the spool.
         buffer: the in-memory buffer the logging calls fill.
         metrics: sent and failed records, and the spool's size, if wanted.
+        publisher: the way to Kafka; an ``EventPublisher`` of ``settings`` by default
+            (tests pass one whose acknowledgements they settle themselves).
     """
 
     def __init__(
@@ -61,11 +64,12 @@ class EventRouter:
         settings: ProducerSettings,
         buffer: EventBuffer,
         metrics: ProducerMetrics | None = None,
+        publisher: EventPublisher | None = None,
     ) -> None:
         self._settings = settings
         self._buffer = buffer
         self._metrics = metrics
-        self.publisher = EventPublisher(settings, metrics)
+        self.publisher = publisher or EventPublisher(settings, metrics)
         self.backlog: deque[Outgoing] = deque()
         self.spool: EventSpool | None = None
         self.wake = asyncio.Event()
@@ -77,7 +81,6 @@ class EventRouter:
         self._spooled: dict[asyncio.Future[RecordMetadata], tuple[SpoolRecord, float]] = {}
         self._generation = 0
         self._failure: str | None = None
-        self._ready = False
         self._unreachable = False
         """Kafka failed us (no connection, or no acks) and has not answered since."""
         self._connecting: asyncio.Task[None] | None = None
@@ -92,8 +95,8 @@ class EventRouter:
 
     @property
     def connected(self) -> bool:
-        """Connected, with the topics in place."""
-        return self._ready and self.publisher.started
+        """Connected, with the topics in place (the publisher starts only then)."""
+        return self.publisher.started
 
     def maybe_connect(self) -> None:
         """Starts a connection attempt if none runs and the backoff has passed."""
@@ -247,31 +250,23 @@ class EventRouter:
         if self._draining_since is None:
             self._draining_since = time.monotonic()
         while self.connected and self._failure is None and len(self._spooled) < _SPOOL_WINDOW:
-            records = spool.read(min(256, _SPOOL_WINDOW - len(self._spooled)))
-            if not records and not self._spooled and spool.events:
-                # Read before but neither in flight nor acked (a send was interrupted):
-                # read again from the oldest; acked records are skipped.
-                spool.rewind()
-                records = spool.read(min(256, _SPOOL_WINDOW))
-            if not records:
-                return
-            for record in records:
-                try:
-                    event = event_head(record.value)
-                except InvalidEventError as exc:
-                    self.rejected += 1
-                    logger.error("dropped an unreadable spool record in %s: %s", spool.path, exc)
-                    spool.ack(record)
-                    continue
-                try:
-                    future = await self.publisher.publish(event, record.value)
-                except PublishError as exc:
-                    await self._outage(str(exc))
-                    return
+            batch = await send_spooled(
+                spool,
+                self.publisher,
+                min(256, _SPOOL_WINDOW - len(self._spooled)),
+                idle=not self._spooled,
+            )
+            self.rejected += batch.rejected
+            for future, event, record in batch.sent:
                 self._spooled[future] = (record, time.monotonic())
                 future.add_done_callback(
                     functools.partial(self._settle_spooled, self._generation, event, record)
                 )
+            if batch.error is not None:
+                await self._outage(str(batch.error))
+                return
+            if not batch.read:
+                return
 
     def _check_overdue(self) -> None:
         limit = self._settings.delivery_timeout_s
@@ -300,7 +295,6 @@ class EventRouter:
             reason,
             len(self.backlog) + (self.spool.events if self.spool is not None else 0),
         )
-        self._ready = False
         self._unreachable = True
         self._draining_since = None
         await self.publisher.abort(1.0)
@@ -320,7 +314,6 @@ class EventRouter:
             self._next_connect = time.monotonic() + reconnect_delay(self._attempts)
             self._attempts += 1
             return
-        self._ready = True
         self._unreachable = False
         if self._attempts:
             logger.info(

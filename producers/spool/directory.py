@@ -232,6 +232,11 @@ class EventSpool:
         with self._cond:
             self._cursor = (0, 0)
 
+    def rewind_to(self, record: SpoolRecord) -> None:
+        """Reads from ``record`` on again: it was read but is not to be sent yet."""
+        with self._cond:
+            self._cursor = min(self._cursor, (record.segment, record.index))
+
     def close(self) -> bool:
         """Releases the lock; removes the directory if nothing is left. True if removed."""
         with self._cond:
