@@ -199,6 +199,12 @@ class ExperimentTracker:
             )
         return report
 
+    def undelivered(self) -> DeliveryReport:
+        """What Kafka has not acknowledged yet, now: in memory, in flight, in the spool,
+        and the points dropped so far. A snapshot; it neither flushes nor waits."""
+        sender = self._sender
+        return DeliveryReport(0, 0, 0) if sender is None else sender.report()
+
     def get_metric_history(
         self, run_id: str, key: str, tenant_id: str | None = None, wait: bool = True
     ) -> list[MetricHistoryPoint]:

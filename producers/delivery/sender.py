@@ -116,7 +116,7 @@ class BackgroundSender:
             return future.result(timeout + 0.5)
         except TimeoutError:
             future.cancel()
-            return self._report()
+            return self.report()
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
         """Runs ``coroutine`` on the sender's loop (safe from any thread, even one with a
@@ -143,7 +143,7 @@ class BackgroundSender:
         except (TimeoutError, concurrent.futures.CancelledError):
             future.cancel()
             logger.error("the sender did not shut down in time; reporting what it held")
-            report = self._report()
+            report = self.report()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=0.2)
         if not self._thread.is_alive():
@@ -180,7 +180,7 @@ class BackgroundSender:
                 await router.step()
             except SpoolError as exc:
                 logger.error("%s", exc)
-            report = self._report()
+            report = self.report()
             remaining = deadline - time.monotonic()
             if report.complete or remaining <= 0:
                 return report
@@ -192,7 +192,7 @@ class BackgroundSender:
             task.cancel()
             await asyncio.wait([task], timeout=0.2)
         await self._router.shutdown(max(deadline - time.monotonic(), 0.1))
-        report = self._report()
+        report = self.report()
         # Whatever still runs (a connection attempt, a flush given up on) ends with the loop.
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for other in others:
@@ -201,7 +201,8 @@ class BackgroundSender:
             await asyncio.wait(others, timeout=min(0.2, max(deadline - time.monotonic(), 0.01)))
         return report
 
-    def _report(self) -> DeliveryReport:
+    def report(self) -> DeliveryReport:
+        """What is not yet acknowledged right now (a snapshot: no flush, no wait)."""
         router = self._router
         spool = router.spool
         return DeliveryReport(

@@ -44,10 +44,8 @@ async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
     )
     buffer = EventBuffer(max_items=100, full_wait_s=0)
     metrics = ProducerMetrics()
-    router = EventRouter(settings, buffer, metrics)
     publisher = ControlledPublisher()
-    router.publisher = publisher  # type: ignore[assignment]
-    router._ready = True
+    router = EventRouter(settings, buffer, metrics, publisher)  # type: ignore[arg-type]
     run = RunIdentity("acme-corp", new_run_id(), "exp")
 
     buffer.add_metrics(run, 282, 1_000, [("loss", 0.5)])
