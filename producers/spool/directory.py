@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ingest.errors import InvalidEventError
 from ingest.events import EventEnvelope
 from producers.errors import SpoolBusyError
-from producers.spool.segment import SUFFIX, Segment, SpoolEntry
+from producers.spool.segment import SUFFIX, FileWriter, Segment, SpoolEntry, write_file
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,15 @@ def event_head(value: bytes) -> EventEnvelope:
     return head  # type: ignore[return-value]
 
 
+class SpoolWriteError(OSError):
+    """The disk refused an append (full, gone); ``unwritten`` are the entries it did not
+    take, oldest first (the others are in the spool, or were dropped by its full policy)."""
+
+    def __init__(self, cause: OSError, unwritten: list[SpoolEntry]) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.unwritten = unwritten
+
+
 @dataclass(frozen=True, slots=True)
 class SpoolRecord:
     """A record read from the spool, to be acked once Kafka has it."""
@@ -100,6 +109,7 @@ class EventSpool:
         full_wait_s: how long an append that does not fit waits for room.
         fsync: fsync each appended batch (the default; off only for tests of speed).
         owner: what ``owner.json`` records (written when the directory is new).
+        write: how segment files are written (tests pass one whose disk is full).
 
     Raises:
         SpoolBusyError: another live process holds the spool.
@@ -112,8 +122,11 @@ class EventSpool:
         full_wait_s: float = 0.0,
         fsync: bool = True,
         owner: dict[str, Any] | None = None,
+        *,
+        write: FileWriter = write_file,
     ) -> None:
         self.path = directory
+        self._write_file = write
         self._max_bytes = max_bytes
         self._full_wait_s = full_wait_s
         self._fsync = fsync
@@ -141,12 +154,19 @@ class EventSpool:
 
     @classmethod
     def create(
-        cls, root: Path, max_bytes: int, full_wait_s: float, fsync: bool, owner: dict[str, Any]
+        cls,
+        root: Path,
+        max_bytes: int,
+        full_wait_s: float,
+        fsync: bool,
+        owner: dict[str, Any],
+        *,
+        write: FileWriter = write_file,
     ) -> EventSpool:
         """A new spool for this process under ``root``."""
         directory = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "created": time.time(), **owner}
-        return cls(directory, max_bytes, full_wait_s, fsync, owner)
+        return cls(directory, max_bytes, full_wait_s, fsync, owner, write=write)
 
     @property
     def events(self) -> int:
@@ -173,6 +193,9 @@ class EventSpool:
         Args:
             entries: encoded events, oldest first.
             wait: whether a full spool waits ``full_wait_s`` for room before dropping.
+
+        Raises:
+            SpoolWriteError: the disk refused part of it.
         """
         batch = list(entries)
         if not batch:
@@ -249,24 +272,33 @@ class EventSpool:
             return empty
 
     def _write(self, entries: list[SpoolEntry]) -> None:
-        active = self._active()
-        chunk: list[SpoolEntry] = []
-        chunk_size = 0
-        for entry in entries:
-            full = active.size + chunk_size + entry.size > self._segment_bytes
-            if full and (active.count or chunk):
-                if chunk:
-                    active.append(chunk, self._fsync)
-                active.sealed = True
-                active = self._active()
-                chunk, chunk_size = [], 0
-            chunk.append(entry)
-            chunk_size += entry.size
-        if chunk:
-            active.append(chunk, self._fsync)
-        self._size += sum(entry.size for entry in entries)
-        self._events += len(entries)
-        self._points += sum(entry.points for entry in entries)
+        written = 0
+        try:
+            active = self._active()
+            chunk: list[SpoolEntry] = []
+            chunk_size = 0
+            for entry in entries:
+                full = active.size + chunk_size + entry.size > self._segment_bytes
+                if full and (active.count or chunk):
+                    if chunk:
+                        active.append(chunk, self._fsync, self._write_file)
+                        self._count(chunk)
+                        written += len(chunk)
+                    active.sealed = True
+                    active = self._active()
+                    chunk, chunk_size = [], 0
+                chunk.append(entry)
+                chunk_size += entry.size
+            if chunk:
+                active.append(chunk, self._fsync, self._write_file)
+                self._count(chunk)
+        except OSError as exc:
+            raise SpoolWriteError(exc, entries[written:]) from exc
+
+    def _count(self, written: list[SpoolEntry]) -> None:
+        self._size += sum(entry.size for entry in written)
+        self._events += len(written)
+        self._points += sum(entry.points for entry in written)
 
     def _active(self) -> Segment:
         if self._segments and not self._segments[-1].sealed:
@@ -310,7 +342,7 @@ class EventSpool:
             self._events += len(keep)
             self._size -= segment.size
             if keep:
-                segment.rewrite(keep, self._fsync)
+                segment.rewrite(keep, self._fsync, self._write_file)
                 self._size += segment.size
                 if self._cursor[0] == segment.number:
                     self._cursor = (segment.number, 0)
