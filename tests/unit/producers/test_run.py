@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from ingest import codec
 from ingest.errors import InvalidEventError
 from ingest.events import MetricsLogged, ParamsLogged, RunEnded, RunStatus, TagsSet
 from ingest.ids import new_run_id
@@ -24,7 +25,7 @@ class FakeTracker:
 
 @pytest.fixture
 def buffer() -> EventBuffer:
-    return EventBuffer(max_items=10_000, full_wait_s=0)
+    return EventBuffer(max_bytes=10**9)
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def run(tracker: FakeTracker, buffer: EventBuffer) -> ActiveRun:
 
 
 def events(buffer: EventBuffer) -> list[Any]:
-    return pack(buffer.drain())
+    return [codec.decode(outgoing.entry.value) for outgoing in pack(buffer.drain())]
 
 
 def test_the_spec_example_logs_three_metrics_per_epoch(run: ActiveRun, buffer: EventBuffer) -> None:
