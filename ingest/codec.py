@@ -5,10 +5,10 @@ Headers let a consumer route or dead-letter a record without parsing its value.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from ingest.errors import InvalidEventError
 from ingest.events import Event, EventEnvelope
@@ -18,8 +18,6 @@ TENANT_HEADER = "matih-tenant"
 SCHEMA_HEADER = "matih-schema-version"
 
 _EVENT = TypeAdapter[Event](Event)
-# The same JSON as pydantic writes for events: compact, NaN and ±Infinity as constants.
-_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
 
 
 def encode(event: EventEnvelope) -> bytes:
@@ -27,19 +25,19 @@ def encode(event: EventEnvelope) -> bytes:
     return event.model_dump_json().encode()
 
 
-def encode_metrics(envelope: EventEnvelope, points: Sequence[tuple[str, float, int, int]]) -> bytes:
+def encode_metrics(
+    envelope: EventEnvelope, points: Sequence[Mapping[str, str | float | int]]
+) -> bytes:
     """The record value of a ``MetricsLogged`` with ``envelope``'s fields and these
-    (key, value, step, timestamp) points, already validated.
+    points, already validated, each a ``{"key", "value", "step", "timestamp"}`` dict.
 
-    It decodes to the same event as ``encode`` of the model, without building a model
-    per point: about 4x faster, which is what a trainer's sender spends per point.
+    The same bytes as ``encode`` of the model, without building a model per point:
+    pydantic's serializer (NaN and ±Infinity as constants, like the models) on plain
+    dicts, about 1 us a point less, which is most of what a trainer's sender spends.
     """
     body = envelope.model_dump(mode="json", exclude={"metrics"})
-    body["metrics"] = [
-        {"key": key, "value": value, "step": step, "timestamp": timestamp}
-        for key, value, step, timestamp in points
-    ]
-    return _DUMPS(body).encode()
+    body["metrics"] = points
+    return to_json(body, inf_nan_mode="constants")
 
 
 def headers(event: EventEnvelope) -> list[tuple[str, bytes]]:

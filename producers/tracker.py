@@ -31,7 +31,6 @@ from ingest.validation import (
     check_tenant_id,
     check_text,
 )
-from producers.delivery.backlog import shares
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.sender import BackgroundSender, DeliveryReport
 from producers.run import ActiveRun
@@ -89,7 +88,7 @@ class ExperimentTracker:
     ) -> None:
         self._settings = settings or ProducerSettings()
         self._metrics = metrics
-        self._buffer = EventBuffer(shares(self._settings.memory_bytes)[0])
+        self._buffer = EventBuffer(self._settings.memory_bytes)
         self._sender: BackgroundSender | None = None
         self._lock = threading.Lock()
         self._run_tenants: dict[str, str] = {}

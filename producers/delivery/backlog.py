@@ -1,10 +1,13 @@
 """The encoded events the sender holds in memory before Kafka (or the spool) takes them.
 
-The SDK's memory bound (``ProducerSettings.memory_bytes``) is shared out: half for
-the logging calls in the buffer (``producers.delivery.buffer``), a quarter for the
-records in flight to Kafka, a quarter for this backlog. When the backlog outgrows its
-share (Kafka takes less than the trainer logs), the sender spills it to the on-disk
-spool, oldest first, and newer events follow it there until the spool is delivered.
+The SDK's memory bound (``ProducerSettings.memory_bytes``) covers the logging calls
+in the buffer (``producers.delivery.buffer``), this backlog and the records in flight
+to Kafka. Records in flight may take a quarter of it, the backlog a quarter, and the
+buffer whatever the other two leave. Memory is full when the backlog outgrows its
+quarter (Kafka takes less than the trainer logs) or the buffer holds half the bound
+(the sender cannot encode as fast as the trainer logs, and spilling costs it less
+than sending: no compression, no network). Then the sender spills to the on-disk
+spool, oldest first, and newer events follow there until the spool is delivered.
 Only if the disk refuses the spill are the oldest metric records shed here, counted
 and warned about; lifecycle events never are.
 """
@@ -23,7 +26,8 @@ _WARN_EVERY_POINTS = 10_000
 
 
 def shares(memory_bytes: int) -> tuple[int, int, int]:
-    """The bytes of the memory bound for the buffer, the records in flight, the backlog."""
+    """Of the memory bound: the buffer's mark past which the sender spills, and the
+    shares of the records in flight and of the backlog."""
     return memory_bytes // 2, memory_bytes // 4, memory_bytes // 4
 
 

@@ -5,12 +5,13 @@ size to a byte count: no wait, no I/O. The sender drains it and packs consecutiv
 metric calls of a run into ``MetricsLogged`` records of up to 1000 points, keeping
 each run's order, and encodes them (``pack``).
 
-What the buffer may hold is a share of the SDK's memory bound
-(``ProducerSettings.memory_bytes``): the sender moves calls out of it every
-``linger_ms``, to Kafka or, when memory is full, to the on-disk spool. Only when the
-sender cannot even take the calls as fast as they come (its thread starved of CPU)
-does the buffer reach its share; then the oldest metric calls are dropped, counted
-and warned about. Lifecycle events are never dropped.
+The buffer may hold what the SDK's memory bound (``ProducerSettings.memory_bytes``)
+leaves after the sender's encoded events (``held_elsewhere``, which the sender keeps
+current). The sender moves calls out of it every ``linger_ms``, to Kafka or, when
+memory is full, to the on-disk spool. Only when the sender cannot even take the calls
+as fast as they come (its thread starved of CPU) does the buffer reach the bound;
+then the oldest metric calls are dropped, counted and warned about. Lifecycle events
+are never dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ingest import codec
 from ingest.events import EventEnvelope, MetricsLogged, ParamsLogged, RunCreated, TagsSet
@@ -83,8 +85,8 @@ class EventBuffer:
     """A FIFO of logging calls and lifecycle events, bounded in bytes.
 
     Args:
-        max_bytes: the share of the memory bound the buffer may hold; past it the
-            oldest metric calls are dropped.
+        max_bytes: the memory bound; past it (with ``held_elsewhere``) the oldest
+            metric calls are dropped.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -94,6 +96,8 @@ class EventBuffer:
         self._added = 0
         self._taken = 0
         self.dropped_points = 0
+        self.held_elsewhere = 0
+        """Bytes the sender holds (encoded, in flight): what the bound leaves is ours."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -133,14 +137,15 @@ class EventBuffer:
         with self._lock:
             self._items.append(item)
             self._added += size
-            if self._added - self._taken > self._max_bytes:
+            if self._added - self._taken + self.held_elsewhere > self._max_bytes:
                 self._drop_oldest_metric_calls()
 
     def _drop_oldest_metric_calls(self) -> None:
         # Under the lock: only when the sender is starved of CPU.
         dropped = 0
         index = 0
-        while self._added - self._taken > self._max_bytes and index < len(self._items):
+        limit = self._max_bytes - self.held_elsewhere
+        while self._added - self._taken > limit and index < len(self._items):
             item = self._items[index]
             if not isinstance(item, tuple):
                 index += 1
@@ -153,7 +158,7 @@ class EventBuffer:
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
         if before == 0 or before // _WARN_EVERY_POINTS != self.dropped_points // _WARN_EVERY_POINTS:
             logger.warning(
-                "the SDK's memory share for logging calls (%d bytes) is full and its sender"
+                "the SDK's memory (%d bytes) is full and its sender"
                 " cannot take them as fast as they come (is the process short of CPU?):"
                 " dropped the oldest metric points, %d so far",
                 self._max_bytes,
@@ -165,13 +170,16 @@ def pack(items: Iterable[Item]) -> list[Outgoing]:
     """Turns drained items into encoded events: each run's metric calls become
     ``MetricsLogged`` records of at most 1000 points, placed before that run's next
     lifecycle event."""
-    pending: dict[tuple[str, str], tuple[RunIdentity, list[tuple[str, float, int, int]]]] = {}
+    pending: dict[tuple[str, str], tuple[RunIdentity, list[dict[str, Any]]]] = {}
     packed: list[Outgoing] = []
     for item in items:
         if isinstance(item, tuple):
             run, step, timestamp, points = item
             _, bucket = pending.setdefault((run.tenant_id, run.run_id), (run, []))
-            bucket.extend((key, value, step, timestamp) for key, value in points)
+            bucket.extend(
+                {"key": key, "value": value, "step": step, "timestamp": timestamp}
+                for key, value in points
+            )
             continue
         held = pending.pop((item.tenant_id, item.run_id), None)
         if held is not None:
@@ -182,7 +190,7 @@ def pack(items: Iterable[Item]) -> list[Outgoing]:
     return packed
 
 
-def _metrics_records(run: RunIdentity, points: list[tuple[str, float, int, int]]) -> list[Outgoing]:
+def _metrics_records(run: RunIdentity, points: list[dict[str, Any]]) -> list[Outgoing]:
     records = []
     for start in range(0, len(points), MAX_METRICS_PER_BATCH):
         chunk = points[start : start + MAX_METRICS_PER_BATCH]

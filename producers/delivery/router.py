@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 _SPOOL_WINDOW = 2000
 """Spooled records in flight at once while the spool drains (and bytes allow)."""
 _TAKE_TURN = 4096
-"""Buffered items packed at a time, so that a spill can follow each turn."""
+"""Buffered items taken at a time (the buffer's lock is held for a few microseconds)."""
 _RECORD_OVERHEAD = 1024
 """Room left in ``max_request_bytes`` for the record's key, headers and batch framing."""
 
@@ -76,9 +76,11 @@ class EventRouter:
         self._metrics = metrics
         self.publisher = publisher or EventPublisher(settings, metrics)
         self._open_spool = open_spool or _create_spool
-        _, self._in_flight_max, backlog_max = shares(settings.memory_bytes)
+        self._spill_mark, self._in_flight_max, backlog_max = shares(settings.memory_bytes)
         self.backlog = Backlog(backlog_max)
         self.in_flight_bytes = 0
+        self._behind = False
+        """The last step found the buffer past its mark: this sender lags the trainer."""
         self._copies = 0
         """Records at the spool's head that are copies of direct records in flight."""
         self.spool: EventSpool | None = None
@@ -136,7 +138,9 @@ class EventRouter:
         spooled = self.spool is not None and self.spool.events > 0
         if self._unreachable or spooled:
             await self._spool_backlog()
-            if self.connected:
+            if self.connected and not self._behind:
+                # (While this sender lags the trainer, taking calls in comes first: it
+                # spills them, which costs less than sending; the spool is sent after.)
                 await self._drain_spool()
             return
         if not self.connected:
@@ -154,23 +158,27 @@ class EventRouter:
             future.add_done_callback(functools.partial(self._settle_direct, self._generation))
 
     async def _take_buffer(self) -> None:
-        """Packs the buffer into the backlog; whenever the backlog outgrows its share of
-        memory, it spills to the spool, oldest first, and newer events follow it there."""
+        """Packs the buffer into the backlog. When memory is full (the backlog past its
+        share, or the buffer past its mark: this sender lags the trainer), the backlog
+        spills to the spool, oldest first, and newer events follow it there."""
+        behind = self._behind = self._buffer.size_bytes > self._spill_mark
         left = len(self._buffer)  # not more: a busy trainer would keep this step going
         while left > 0:
             items = self._buffer.drain(min(left, _TAKE_TURN))
             if not items:
-                return
+                break
             left -= len(items)
             for outgoing in pack(items):
                 if self._fits_a_request(outgoing):
                     self.backlog.append(outgoing)
-            if self.backlog.full:
-                try:
-                    await self._spill()
-                except SpoolError as exc:
-                    logger.error("%s", exc)
-                    self.backlog.shed()
+            self._buffer.held_elsewhere = self.backlog.size_bytes + self.in_flight_bytes
+        if self.backlog.full or (behind and self.backlog):
+            try:
+                await self._spill()
+            except SpoolError as exc:
+                logger.error("%s", exc)
+                self.backlog.shed()
+        self._buffer.held_elsewhere = self.backlog.size_bytes + self.in_flight_bytes
 
     async def _spill(self) -> None:
         copies: list[Outgoing] = []

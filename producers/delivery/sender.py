@@ -60,7 +60,9 @@ class DeliveryReport:
     spool_path: str | None = None
     """The spool's directory, if this process made one."""
     dropped_points: int = 0
-    """Metric points dropped by the full policies (buffer and spool) so far."""
+    """Metric points dropped by the full policies (buffer, backlog and spool) so far."""
+    spilled_points: int = 0
+    """Metric points written to the spool so far (memory full, or Kafka out of reach)."""
 
     @property
     def complete(self) -> bool:
@@ -215,4 +217,5 @@ class BackgroundSender:
             dropped_points=self._buffer.dropped_points
             + router.backlog.dropped_points
             + (spool.dropped_points if spool is not None else 0),
+            spilled_points=spool.written_points if spool is not None else 0,
         )

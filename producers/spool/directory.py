@@ -151,6 +151,8 @@ class EventSpool:
         self._next_number = self._segments[-1].number + 1 if self._segments else 1
         self._cache: tuple[int, int, list[SpoolEntry]] | None = None
         self.dropped_points = 0
+        self.written_points = 0
+        """Metric points written to the spool since it was opened (acked or not)."""
 
     @classmethod
     def create(
@@ -298,7 +300,9 @@ class EventSpool:
     def _count(self, written: list[SpoolEntry]) -> None:
         self._size += sum(entry.size for entry in written)
         self._events += len(written)
-        self._points += sum(entry.points for entry in written)
+        points = sum(entry.points for entry in written)
+        self._points += points
+        self.written_points += points
 
     def _active(self) -> Segment:
         if self._segments and not self._segments[-1].sealed:
