@@ -189,13 +189,22 @@ class EventRouter:
             self.backlog.put_back(copies)
         try:
             await self._spool_backlog()
-        except SpoolError:
-            for _ in copies:  # not written: they are only in flight, as before
-                self.backlog.popleft()
-            raise
-        if copies:
-            self._copies = len(copies)
-            for future, direct in self._direct.items():
+        finally:
+            if copies:
+                self._note_copies(copies)
+
+    def _note_copies(self, copies: list[Outgoing]) -> None:
+        """After a spill that began with copies of the records in flight: those written
+        are marked (their acks make the copies redundant); those the disk refused leave
+        the backlog again (they are in flight still)."""
+        refused = {id(item) for item in self.backlog} & {id(item) for item in copies}
+        if refused:
+            kept = [item for item in self.backlog.take_all() if id(item) not in refused]
+            self.backlog.put_back(kept)
+        written = {id(item) for item in copies} - refused
+        self._copies = len(written)
+        for future, direct in self._direct.items():
+            if id(direct.item) in written:
                 self._direct[future] = Direct(direct.item, direct.sent_at, copied=True)
 
     def _room(self, entry: SpoolEntry) -> bool:

@@ -4,10 +4,15 @@ It runs the async publisher on a thread of its own, so a training loop never wai
 on the network or the disk. Every ``linger_ms`` it drains the buffer, packs the
 calls into events and encodes them, then:
 
-- **Kafka reachable, spool empty**: publishes them directly.
-- **Kafka out of reach, or the spool not empty**: appends them to the on-disk spool
-  (``producers.spool``), and, while connected, publishes the spool oldest first, so
-  each run's order is kept. A spooled record leaves the spool only once acked.
+- **Kafka reachable, spool empty, memory not full**: publishes them directly, as
+  many at once as the memory bound's in-flight share allows.
+- **Memory full** (``producers.delivery.backlog``: Kafka or this sender lags the
+  trainer): spills the oldest pending records to the on-disk spool
+  (``producers.spool``), copies of those in flight first.
+- **Kafka out of reach, or the spool not empty**: appends them to the spool too,
+  and, while connected (and not lagging the trainer), publishes the spool oldest
+  first, so each run's order is kept. A spooled record leaves the spool only once
+  acked.
 
 An outage is noticed when a record cannot even be queued, when Kafka fails one, or
 when one waits longer than ``delivery_timeout_s`` for its ack (aiokafka's

@@ -1,4 +1,5 @@
-"""The on-disk spool: where events wait, bounded, while Kafka is out of reach.
+"""The on-disk spool: where events wait, bounded, while Kafka is out of reach or the
+SDK's memory is full.
 
 One directory per process (``<spool root>/<pid>-<hex>/``) holds an ``owner.json``
 (pid, host, topic; never credentials), a ``lock`` file the owner holds with
