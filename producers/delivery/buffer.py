@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 from ingest import codec
 from ingest.events import EventEnvelope, MetricsLogged, ParamsLogged, RunCreated, TagsSet
@@ -39,12 +39,13 @@ the list slot (the key string is the caller's, shared by every call)."""
 EVENT_BYTES = 1024
 """Memory a buffered lifecycle event takes, besides its names and values."""
 _WARN_EVERY_POINTS = 10_000
+_POINTS: Final = 5
+"""Where a ``MetricCall`` holds its points."""
 _DRAIN_TURN = 256
 """Items the sender takes per turn of the lock (a few microseconds)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunIdentity:
+class RunIdentity(NamedTuple):
     """What every event of a run repeats."""
 
     tenant_id: str
@@ -52,8 +53,15 @@ class RunIdentity:
     experiment_name: str
 
 
-MetricCall = tuple[RunIdentity, int, int, list[tuple[str, float]]]
-"""One ``log_metrics`` call: run, step, timestamp (ms), (key, value) pairs."""
+MetricCall = tuple[str, str, str, int, int, tuple[tuple[str, float], ...]]
+"""One ``log_metrics`` call: tenant, run, experiment, step, timestamp (ms), and its
+(key, value) pairs.
+
+Plain tuples of strings and numbers only, all the way down (not even a named tuple,
+which is never untracked): the garbage collector stops
+tracking such a tuple after its first young collection, so a full collection never
+walks the calls held (with a million of them it took hundreds of milliseconds, during
+which every thread, the training loop's too, stood still)."""
 Item = MetricCall | EventEnvelope
 
 
@@ -72,7 +80,7 @@ class Outgoing:
 def item_bytes(item: Item) -> int:
     """The memory ``item`` is counted for while it waits in the buffer."""
     if isinstance(item, tuple):
-        return CALL_BYTES + POINT_BYTES * len(item[3])
+        return CALL_BYTES + POINT_BYTES * len(item[_POINTS])
     values: dict[str, str] = {}
     if isinstance(item, ParamsLogged):
         values = item.params
@@ -108,10 +116,11 @@ class EventBuffer:
         return self._added - self._taken
 
     def add_metrics(
-        self, run: RunIdentity, step: int, timestamp: int, points: list[tuple[str, float]]
+        self, run: RunIdentity, step: int, timestamp: int, points: Sequence[tuple[str, float]]
     ) -> None:
         """Appends one metric call (already validated)."""
-        self._add((run, step, timestamp, points), CALL_BYTES + POINT_BYTES * len(points))
+        call = (*run, step, timestamp, tuple(points))
+        self._add(call, CALL_BYTES + POINT_BYTES * len(points))
 
     def add_event(self, event: EventEnvelope) -> None:
         """Appends a lifecycle event; it is never dropped."""
@@ -152,7 +161,7 @@ class EventBuffer:
                 continue
             del self._items[index]
             self._taken += item_bytes(item)
-            dropped += len(item[3])
+            dropped += len(item[_POINTS])
         if not dropped:
             return
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
@@ -174,8 +183,12 @@ def pack(items: Iterable[Item]) -> list[Outgoing]:
     packed: list[Outgoing] = []
     for item in items:
         if isinstance(item, tuple):
-            run, step, timestamp, points = item
-            _, bucket = pending.setdefault((run.tenant_id, run.run_id), (run, []))
+            tenant_id, run_id, experiment_name, step, timestamp, points = item
+            held = pending.get((tenant_id, run_id))
+            if held is None:
+                run = RunIdentity(tenant_id, run_id, experiment_name)
+                held = pending[tenant_id, run_id] = (run, [])
+            bucket = held[1]
             bucket.extend(
                 {"key": key, "value": value, "step": step, "timestamp": timestamp}
                 for key, value in points

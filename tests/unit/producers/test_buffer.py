@@ -134,3 +134,17 @@ def test_a_call_never_waits_and_past_its_share_the_oldest_points_drop(
     tiny.add_event(params(A, "2"))  # past the share: kept all the same
     assert [e.params for e in decoded(tiny)] == [{"p": "1"}, {"p": "2"}]
     assert tiny.dropped_points == 0
+
+
+def test_buffered_calls_leave_the_garbage_collectors_reach() -> None:
+    """The collector untracks the calls held (a tuple once its items are untracked: a
+    call's points, then the call, over the first few collections it survives), so later
+    full collections, which stop every thread, never walk them."""
+    buffer = EventBuffer(max_bytes=10**9)
+    for step in range(1000):
+        buffer.add_metrics(A, step, 1, [("loss", step * 0.5), ("acc", 0.25)])
+    for _ in range(3):
+        gc.collect()
+    held = buffer.drain()
+    assert len(held) == 1000
+    assert not any(gc.is_tracked(call) for call in held)
