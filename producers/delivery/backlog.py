@@ -19,10 +19,9 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 
 from producers.delivery.buffer import Outgoing
+from producers.telemetry import warn_again
 
 logger = logging.getLogger(__name__)
-
-_WARN_EVERY_POINTS = 10_000
 
 
 def shares(memory_bytes: int) -> tuple[int, int, int]:
@@ -99,7 +98,7 @@ class Backlog:
         if not dropped:
             return
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
-        if before == 0 or before // _WARN_EVERY_POINTS != self.dropped_points // _WARN_EVERY_POINTS:
+        if warn_again(before, self.dropped_points):
             logger.warning(
                 "Kafka is not keeping up and the spool cannot be written: dropped the oldest"
                 " metric points held in memory (%d bytes), %d so far; run creation and end,"

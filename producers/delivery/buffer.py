@@ -27,6 +27,7 @@ from ingest import codec
 from ingest.events import EventEnvelope, MetricsLogged, ParamsLogged, RunCreated, TagsSet
 from ingest.validation import MAX_METRICS_PER_BATCH
 from producers.spool.segment import SpoolEntry
+from producers.telemetry import warn_again
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ POINT_BYTES = 100
 the list slot (the key string is the caller's, shared by every call)."""
 EVENT_BYTES = 1024
 """Memory a buffered lifecycle event takes, besides its names and values."""
-_WARN_EVERY_POINTS = 10_000
 _POINTS: Final = 5
 """Where a ``MetricCall`` holds its points."""
 _DRAIN_TURN = 256
@@ -165,7 +165,7 @@ class EventBuffer:
         if not dropped:
             return
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
-        if before == 0 or before // _WARN_EVERY_POINTS != self.dropped_points // _WARN_EVERY_POINTS:
+        if warn_again(before, self.dropped_points):
             logger.warning(
                 "the SDK's memory (%d bytes) is full and its sender"
                 " cannot take them as fast as they come (is the process short of CPU?):"

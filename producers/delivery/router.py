@@ -126,8 +126,26 @@ class EventRouter:
         """Takes the buffer, then publishes directly or through the spool."""
         async with self._lock:
             await self._route()
-        if self._metrics is not None and self.spool is not None:
-            self._metrics.spool_size(self.spool.events, self.spool.size_bytes)
+        if self._metrics is None:
+            return
+        spool = self.spool
+        if spool is not None:
+            self._metrics.spool_size(spool.events, spool.size_bytes)
+        self._metrics.back_pressure(
+            self._buffer.size_bytes + self.backlog.size_bytes + self.in_flight_bytes,
+            spool.written_points if spool is not None else 0,
+            self.dropped_points,
+        )
+
+    @property
+    def dropped_points(self) -> int:
+        """Metric points dropped so far: by the buffer, the backlog and the spool."""
+        spool = self.spool
+        return (
+            self._buffer.dropped_points
+            + self.backlog.dropped_points
+            + (spool.dropped_points if spool is not None else 0)
+        )
 
     async def _route(self) -> None:
         if self._failure is None:

@@ -219,8 +219,6 @@ class BackgroundSender:
             spooled_events=spool.events if spool is not None else 0,
             spooled_points=spool.points if spool is not None else 0,
             spool_path=str(spool.path) if spool is not None else None,
-            dropped_points=self._buffer.dropped_points
-            + router.backlog.dropped_points
-            + (spool.dropped_points if spool is not None else 0),
+            dropped_points=router.dropped_points,
             spilled_points=spool.written_points if spool is not None else 0,
         )

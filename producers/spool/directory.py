@@ -45,12 +45,12 @@ from ingest.errors import InvalidEventError
 from ingest.events import EventEnvelope
 from producers.errors import SpoolBusyError
 from producers.spool.segment import SUFFIX, FileWriter, Segment, SpoolEntry, write_file
+from producers.telemetry import warn_again
 
 logger = logging.getLogger(__name__)
 
 OWNER_FILE = "owner.json"
 LOCK_FILE = "lock"
-_WARN_EVERY_POINTS = 10_000
 
 
 class _EventHead(BaseModel):
@@ -369,7 +369,7 @@ class EventSpool:
         if not dropped:
             return
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
-        if before == 0 or before // _WARN_EVERY_POINTS != self.dropped_points // _WARN_EVERY_POINTS:
+        if warn_again(before, self.dropped_points):
             logger.warning(
                 "the spool %s is full (%d bytes) and Kafka is still out of reach: dropped the"
                 " oldest metric points, %d so far; lifecycle events, params and tags are kept",

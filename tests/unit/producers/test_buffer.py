@@ -21,6 +21,7 @@ from producers.delivery.buffer import (
     item_bytes,
     pack,
 )
+from producers.telemetry import warn_again
 
 A = RunIdentity("acme-corp", new_run_id(), "exp")
 B = RunIdentity("acme-corp", new_run_id(), "exp")
@@ -148,3 +149,12 @@ def test_buffered_calls_leave_the_garbage_collectors_reach() -> None:
     held = buffer.drain()
     assert len(held) == 1000
     assert not any(gc.is_tracked(call) for call in held)
+
+
+def test_drops_are_warned_about_at_the_first_and_then_at_each_power_of_ten() -> None:
+    """A long overload logs a few lines, not one per batch dropped."""
+    assert [n for n in range(1, 20_001) if warn_again(n - 1, n)] == [1, 10, 100, 1000, 10_000]
+    assert warn_again(0, 4000)
+    assert warn_again(900, 1100)
+    assert not warn_again(1100, 1100)
+    assert not warn_again(1100, 9000)

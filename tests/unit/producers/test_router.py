@@ -91,7 +91,7 @@ def acked(future: asyncio.Future[RecordMetadata], offset: int) -> None:
 
 
 def overload_router(
-    tmp_path: Path, open_spool: Any = None
+    tmp_path: Path, open_spool: Any = None, metrics: ProducerMetrics | None = None
 ) -> tuple[EventRouter, EventBuffer, ControlledPublisher]:
     """A router whose memory holds a few 1000-point records in flight and in the backlog
     (a quarter each of 1 MiB) and whose Kafka acknowledges only when the test says."""
@@ -103,7 +103,7 @@ def overload_router(
     )
     buffer = EventBuffer(max_bytes=10**8)  # not its subject: the sender is never starved here
     publisher = ControlledPublisher()
-    router = EventRouter(settings, buffer, None, publisher, open_spool)  # type: ignore[arg-type]
+    router = EventRouter(settings, buffer, metrics, publisher, open_spool)  # type: ignore[arg-type]
     return router, buffer, publisher
 
 
@@ -202,7 +202,8 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
             settings.spool_dir, settings.spool_max_bytes, 0, False, {}, write=full_disk
         )
 
-    router, buffer, publisher = overload_router(tmp_path, open_spool)
+    metrics = ProducerMetrics()
+    router, buffer, publisher = overload_router(tmp_path, open_spool, metrics)
     run = RunIdentity("acme-corp", new_run_id(), "exp")
     envelope = {"tenant_id": run.tenant_id, "run_id": run.run_id, "experiment_name": "exp"}
     buffer.add_event(RunCreated(**envelope, start_time=1))
@@ -227,4 +228,10 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
     kept_steps = [e.metrics[0].step for e in events if isinstance(e, MetricsLogged)]
     assert kept_steps == list(range(20 - len(kept_steps), 20)), "the newest points stay"
     assert router.backlog.dropped_points == 1000 * (20 - len(kept_steps)) > 0
+    registry = metrics.registry
+    dropped = registry.get_sample_value("matih_ingest_producer_dropped_points_total")
+    assert dropped == router.backlog.dropped_points
+    assert registry.get_sample_value("matih_ingest_producer_memory_bytes") == (
+        router.backlog.size_bytes + router.in_flight_bytes
+    )
     assert router.backlog.size_bytes <= router.backlog.max_bytes + 16 * 1024
