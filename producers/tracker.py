@@ -91,7 +91,7 @@ class ExperimentTracker:
     ) -> None:
         self._settings = settings or ProducerSettings()
         self._metrics = metrics
-        self._buffer = EventBuffer(self._settings.max_pending_calls, self._settings.full_wait_s)
+        self._buffer = EventBuffer(self._settings.memory_bytes)
         self._sender: BackgroundSender | None = None
         self._lock = threading.Lock()
         self._run_tenants: dict[str, str] = {}
@@ -216,6 +216,12 @@ class ExperimentTracker:
                 report.spool_path,
             )
         return report
+
+    def undelivered(self) -> DeliveryReport:
+        """What Kafka has not acknowledged yet, now: in memory, in flight, in the spool,
+        and the points dropped so far. A snapshot; it neither flushes nor waits."""
+        sender = self._sender
+        return DeliveryReport(0, 0, 0) if sender is None else sender.report()
 
     def get_metric_history(
         self, run_id: str, key: str, tenant_id: str | None = None, wait: bool = True

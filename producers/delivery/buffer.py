@@ -1,10 +1,16 @@
 """The in-memory buffer between a training loop and the background sender.
 
-A logging call only appends to a deque (atomic under the GIL, no lock, no I/O).
-The sender drains it and packs consecutive metric calls of a run into
-``MetricsLogged`` events of up to 1000 points, keeping each run's order. The
-buffer is bounded: when full, a call waits a bounded time for room, then the
-oldest metric points are dropped, counted and warned about. Lifecycle events
+A logging call only appends to a deque (atomic under the GIL) and adds its estimated
+size to a byte count: no wait, no I/O. The sender drains it and packs consecutive
+metric calls of a run into ``MetricsLogged`` records of up to 1000 points, keeping
+each run's order, and encodes them (``pack``).
+
+The buffer may hold what the SDK's memory bound (``ProducerSettings.memory_bytes``)
+leaves after the sender's encoded events (``held_elsewhere``, which the sender keeps
+current). The sender moves calls out of it every ``linger_ms``, to Kafka or, when
+memory is full, to the on-disk spool. Only when the sender cannot even take the calls
+as fast as they come (its thread starved of CPU) does the buffer reach the bound;
+then the oldest metric calls are dropped, counted and warned about. Lifecycle events
 are never dropped.
 """
 
@@ -12,19 +18,34 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
 
-from ingest.events import EventEnvelope, MetricPoint, MetricsLogged
+from ingest import codec
+from ingest.events import EventEnvelope, MetricsLogged, ParamsLogged, RunCreated, TagsSet
 from ingest.validation import MAX_METRICS_PER_BATCH
+from producers.spool.segment import SpoolEntry
+from producers.telemetry import warn_again
 
 logger = logging.getLogger(__name__)
 
+CALL_BYTES = 240
+"""Memory a buffered metric call takes besides its points: the call's tuple, its step
+and timestamp integers and the list (measured with tracemalloc; a test holds it)."""
+POINT_BYTES = 100
+"""Memory each point of a buffered call takes: its (key, value) tuple, the float and
+the list slot (the key string is the caller's, shared by every call)."""
+EVENT_BYTES = 1024
+"""Memory a buffered lifecycle event takes, besides its names and values."""
+_POINTS: Final = 5
+"""Where a ``MetricCall`` holds its points."""
+_DRAIN_TURN = 256
+"""Items the sender takes per turn of the lock (a few microseconds)."""
 
-@dataclass(frozen=True, slots=True)
-class RunIdentity:
+
+class RunIdentity(NamedTuple):
     """What every event of a run repeats."""
 
     tenant_id: str
@@ -32,108 +53,166 @@ class RunIdentity:
     experiment_name: str
 
 
-MetricCall = tuple[RunIdentity, int, int, list[tuple[str, float]]]
-"""One ``log_metrics`` call: run, step, timestamp (ms), (key, value) pairs."""
+MetricCall = tuple[str, str, str, int, int, tuple[tuple[str, float], ...]]
+"""One ``log_metrics`` call: tenant, run, experiment, step, timestamp (ms), and its
+(key, value) pairs.
+
+Plain tuples of strings and numbers only, all the way down (not even a named tuple,
+which is never untracked): the garbage collector stops
+tracking such a tuple after its first young collection, so a full collection never
+walks the calls held (with a million of them it took hundreds of milliseconds, during
+which every thread, the training loop's too, stood still)."""
 Item = MetricCall | EventEnvelope
 
 
-class EventBuffer:
-    """A bounded FIFO of logging calls and lifecycle events.
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An event on its way out, encoded: ``entry`` is what Kafka and the spool get.
 
-    Args:
-        max_items: calls and events held before the full policy applies.
-        full_wait_s: how long a call waits for room before old points are dropped.
+    For metrics, ``event`` is the envelope only (tenant, run, kind, id: what the
+    record's key and headers need); its points are in ``entry`` alone.
     """
 
-    def __init__(self, max_items: int, full_wait_s: float) -> None:
+    event: EventEnvelope
+    entry: SpoolEntry
+
+
+def item_bytes(item: Item) -> int:
+    """The memory ``item`` is counted for while it waits in the buffer."""
+    if isinstance(item, tuple):
+        return CALL_BYTES + POINT_BYTES * len(item[_POINTS])
+    values: dict[str, str] = {}
+    if isinstance(item, ParamsLogged):
+        values = item.params
+    elif isinstance(item, TagsSet | RunCreated):
+        values = item.tags
+    return EVENT_BYTES + sum(100 + len(key) + len(value) for key, value in values.items())
+
+
+class EventBuffer:
+    """A FIFO of logging calls and lifecycle events, bounded in bytes.
+
+    Args:
+        max_bytes: the memory bound; past it (with ``held_elsewhere``) the oldest
+            metric calls are dropped.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
         self._items: deque[Item] = deque()
         self._lock = threading.Lock()
-        self._max_items = max_items
-        self._full_wait_s = full_wait_s
+        self._max_bytes = max_bytes
+        self._added = 0
+        self._taken = 0
         self.dropped_points = 0
+        self.held_elsewhere = 0
+        """Bytes the sender holds (encoded, in flight): what the bound leaves is ours."""
 
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def size_bytes(self) -> int:
+        """The estimated memory the buffered items take."""
+        return self._added - self._taken
+
     def add_metrics(
-        self, run: RunIdentity, step: int, timestamp: int, points: list[tuple[str, float]]
+        self, run: RunIdentity, step: int, timestamp: int, points: Sequence[tuple[str, float]]
     ) -> None:
         """Appends one metric call (already validated)."""
-        if len(self._items) >= self._max_items:
-            self._make_room()
-        self._items.append((run, step, timestamp, points))
+        call = (*run, step, timestamp, tuple(points))
+        self._add(call, CALL_BYTES + POINT_BYTES * len(points))
 
     def add_event(self, event: EventEnvelope) -> None:
-        """Appends a lifecycle event; it may wait for room but is never dropped."""
-        if len(self._items) >= self._max_items:
-            self._make_room()
-        self._items.append(event)
+        """Appends a lifecycle event; it is never dropped."""
+        self._add(event, item_bytes(event))
 
-    def drain(self) -> list[Item]:
-        """Takes every item, oldest first."""
+    def drain(self, limit: int | None = None) -> list[Item]:
+        """Takes up to ``limit`` items (all by default), oldest first."""
+        items = self._items
+        left = len(items) if limit is None else min(limit, len(items))
+        taken: list[Item] = []
+        while left > 0:
+            # In short turns under the lock, so that an append never waits long for it.
+            with self._lock:
+                chunk = [items.popleft() for _ in range(min(left, _DRAIN_TURN, len(items)))]
+                self._taken += sum(item_bytes(item) for item in chunk)
+            if not chunk:
+                break
+            taken.extend(chunk)
+            left -= len(chunk)
+        return taken
+
+    def _add(self, item: Item, size: int) -> None:
         with self._lock:
-            items = list(self._items)
-            for _ in range(len(items)):
-                self._items.popleft()
-        return items
+            self._items.append(item)
+            self._added += size
+            if self._added - self._taken + self.held_elsewhere > self._max_bytes:
+                self._drop_oldest_metric_calls()
 
-    def _make_room(self) -> None:
-        deadline = time.monotonic() + self._full_wait_s
-        while len(self._items) >= self._max_items and time.monotonic() < deadline:
-            time.sleep(0.001)
-        if len(self._items) < self._max_items:
+    def _drop_oldest_metric_calls(self) -> None:
+        # Under the lock: only when the sender is starved of CPU.
+        dropped = 0
+        index = 0
+        limit = self._max_bytes - self.held_elsewhere
+        while self._added - self._taken > limit and index < len(self._items):
+            item = self._items[index]
+            if not isinstance(item, tuple):
+                index += 1
+                continue
+            del self._items[index]
+            self._taken += item_bytes(item)
+            dropped += len(item[_POINTS])
+        if not dropped:
             return
-        with self._lock:
-            dropped = self._drop_oldest_metric_call()
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
-        if dropped and (before == 0 or before // 10_000 != self.dropped_points // 10_000):
+        if warn_again(before, self.dropped_points):
             logger.warning(
-                "the event buffer is full (%d calls) and Kafka is not keeping up: dropped"
-                " the oldest metric points, %d so far",
-                self._max_items,
+                "the SDK's memory (%d bytes) is full and its sender"
+                " cannot take them as fast as they come (is the process short of CPU?):"
+                " dropped the oldest metric points, %d so far",
+                self._max_bytes,
                 self.dropped_points,
             )
 
-    def _drop_oldest_metric_call(self) -> int:
-        # Appends only touch the right end, so indexes from the left stay valid.
-        for index in range(len(self._items)):
-            item = self._items[index]
-            if isinstance(item, tuple):
-                del self._items[index]
-                return len(item[3])
-        return 0
 
-
-def pack(items: Iterable[Item]) -> list[EventEnvelope]:
-    """Turns drained items into events: each run's metric calls become ``MetricsLogged``
-    events of at most 1000 points, placed before that run's next lifecycle event."""
-    pending: dict[tuple[str, str], tuple[RunIdentity, list[MetricPoint]]] = {}
-    events: list[EventEnvelope] = []
+def pack(items: Iterable[Item]) -> list[Outgoing]:
+    """Turns drained items into encoded events: each run's metric calls become
+    ``MetricsLogged`` records of at most 1000 points, placed before that run's next
+    lifecycle event."""
+    pending: dict[tuple[str, str], tuple[RunIdentity, list[dict[str, Any]]]] = {}
+    packed: list[Outgoing] = []
     for item in items:
         if isinstance(item, tuple):
-            run, step, timestamp, points = item
-            _, bucket = pending.setdefault((run.tenant_id, run.run_id), (run, []))
+            tenant_id, run_id, experiment_name, step, timestamp, points = item
+            held = pending.get((tenant_id, run_id))
+            if held is None:
+                run = RunIdentity(tenant_id, run_id, experiment_name)
+                held = pending[tenant_id, run_id] = (run, [])
+            bucket = held[1]
             bucket.extend(
-                MetricPoint.model_construct(key=key, value=value, step=step, timestamp=timestamp)
+                {"key": key, "value": value, "step": step, "timestamp": timestamp}
                 for key, value in points
             )
             continue
         held = pending.pop((item.tenant_id, item.run_id), None)
         if held is not None:
-            events.extend(_metrics_events(*held))
-        events.append(item)
+            packed.extend(_metrics_records(*held))
+        packed.append(Outgoing(item, SpoolEntry(codec.encode(item), 0)))
     for held in pending.values():
-        events.extend(_metrics_events(*held))
-    return events
+        packed.extend(_metrics_records(*held))
+    return packed
 
 
-def _metrics_events(run: RunIdentity, points: list[MetricPoint]) -> list[EventEnvelope]:
-    return [
-        MetricsLogged(
+def _metrics_records(run: RunIdentity, points: list[dict[str, Any]]) -> list[Outgoing]:
+    records = []
+    for start in range(0, len(points), MAX_METRICS_PER_BATCH):
+        chunk = points[start : start + MAX_METRICS_PER_BATCH]
+        # The envelope without its points (built unvalidated: the calls were checked).
+        head = MetricsLogged.model_construct(
             tenant_id=run.tenant_id,
             run_id=run.run_id,
             experiment_name=run.experiment_name,
-            metrics=tuple(points[start : start + MAX_METRICS_PER_BATCH]),
+            metrics=(),
         )
-        for start in range(0, len(points), MAX_METRICS_PER_BATCH)
-    ]
+        records.append(Outgoing(head, SpoolEntry(codec.encode_metrics(head, chunk), len(chunk))))
+    return records

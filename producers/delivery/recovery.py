@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import InvalidEventError
 from producers.delivery.kafka import EventPublisher
-from producers.errors import PublishError
+from producers.delivery.unspool import send_spooled
 from producers.settings import ProducerSettings
-from producers.spool.directory import EventSpool, event_head
+from producers.spool.directory import EventSpool
 
 logger = logging.getLogger(__name__)
 
@@ -66,36 +65,24 @@ async def recover_spool(
     try:
         await publisher.start()  # creates missing topics too
         while spool.events and time.monotonic() < deadline:
-            records = spool.read(_WINDOW)
-            if not records:
-                spool.rewind()
-                continue
-            sent = []
-            for record in records:
-                try:
-                    event = event_head(record.value)
-                except InvalidEventError as exc:
-                    logger.error("dropped an unreadable spool record in %s: %s", directory, exc)
-                    spool.ack(record)
-                    rejected += 1
-                    continue
-                try:
-                    sent.append((await publisher.publish(event, record.value), record))
-                except PublishError as exc:
-                    logger.warning("%s; will retry", exc)
-                    break
-            if sent:
+            batch = await send_spooled(spool, publisher, _WINDOW, idle=True)
+            if not batch.read:
+                break  # nothing readable is left, though records are counted: report them
+            rejected += batch.rejected
+            if batch.error is not None:
+                logger.warning("%s; will retry", batch.error)
+            if batch.sent:
                 remaining = max(deadline - time.monotonic(), 0.1)
-                await asyncio.wait([future for future, _ in sent], timeout=remaining)
-            failed = False
-            for future, record in sent:
+                await asyncio.wait([future for future, _, _ in batch.sent], timeout=remaining)
+            failed = batch.error is not None
+            for future, _, record in batch.sent:
                 if future.done() and not future.cancelled() and future.exception() is None:
                     spool.ack(record)
                     delivered += 1
                     points += record.points
                 else:
                     failed = True
-            if failed or len(sent) < len(records):
+            if failed:
                 spool.rewind()
                 await asyncio.sleep(0.2)
     finally:

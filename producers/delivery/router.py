@@ -11,40 +11,43 @@ import asyncio
 import functools
 import logging
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka.structs import RecordMetadata
 
-from ingest import codec
-from ingest.errors import InvalidEventError, KafkaUnavailableError
-from ingest.events import EventEnvelope, MetricsLogged
+from ingest.errors import KafkaUnavailableError
+from ingest.events import EventEnvelope
 from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
-from producers.delivery.buffer import EventBuffer, pack
+from producers.delivery.backlog import Backlog, shares
+from producers.delivery.buffer import EventBuffer, Outgoing, pack
 from producers.delivery.kafka import EventPublisher
+from producers.delivery.unspool import send_spooled
 from producers.errors import PublishError, SpoolError
 from producers.settings import ProducerSettings
-from producers.spool.directory import EventSpool, SpoolRecord, event_head
-from producers.spool.segment import SpoolEntry
+from producers.spool.directory import EventSpool, SpoolRecord, SpoolWriteError
+from producers.spool.segment import HEADER_BYTES, SpoolEntry
 from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 
 _SPOOL_WINDOW = 2000
-"""Spooled records in flight at once while the spool drains."""
-_MAX_BACKLOG = 10_000
-"""Encoded events held in memory when even the spool cannot take them."""
+"""Spooled records in flight at once while the spool drains (and bytes allow)."""
+_TAKE_TURN = 4096
+"""Buffered items taken at a time (the buffer's lock is held for a few microseconds)."""
 _RECORD_OVERHEAD = 1024
 """Room left in ``max_request_bytes`` for the record's key, headers and batch framing."""
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
-    """An event and its encoding."""
+class Direct:
+    """A record sent straight to Kafka and not yet acknowledged."""
 
-    event: EventEnvelope
-    entry: SpoolEntry
+    item: Outgoing
+    sent_at: float
+    copied: bool = False
+    """A copy is at the head of the spool too (a spill began while it was in flight)."""
 
 
 class EventRouter:
@@ -54,6 +57,10 @@ class EventRouter:
         settings: Kafka location, timeouts and the spool.
         buffer: the in-memory buffer the logging calls fill.
         metrics: sent and failed records, and the spool's size, if wanted.
+        publisher: the way to Kafka; an ``EventPublisher`` of ``settings`` by default
+            (tests pass one whose acknowledgements they settle themselves).
+        open_spool: makes this process's spool; ``EventSpool.create`` under
+            ``settings.spool_dir`` by default (tests pass one whose disk fails).
     """
 
     def __init__(
@@ -61,23 +68,31 @@ class EventRouter:
         settings: ProducerSettings,
         buffer: EventBuffer,
         metrics: ProducerMetrics | None = None,
+        publisher: EventPublisher | None = None,
+        open_spool: Callable[[ProducerSettings], EventSpool] | None = None,
     ) -> None:
         self._settings = settings
         self._buffer = buffer
         self._metrics = metrics
-        self.publisher = EventPublisher(settings, metrics)
-        self.backlog: deque[Outgoing] = deque()
+        self.publisher = publisher or EventPublisher(settings, metrics)
+        self._open_spool = open_spool or _create_spool
+        self._spill_mark, self._in_flight_max, backlog_max = shares(settings.memory_bytes)
+        self.backlog = Backlog(backlog_max)
+        self.in_flight_bytes = 0
+        self._behind = False
+        """The last step found the buffer past its mark: this sender lags the trainer."""
+        self._copies = 0
+        """Records at the spool's head that are copies of direct records in flight."""
         self.spool: EventSpool | None = None
         self.wake = asyncio.Event()
         self.positions: dict[tuple[str, str], Position] = {}
         self.resent = 0
         self.rejected = 0
         self._lock = asyncio.Lock()
-        self._direct: dict[asyncio.Future[RecordMetadata], tuple[Outgoing, float]] = {}
+        self._direct: dict[asyncio.Future[RecordMetadata], Direct] = {}
         self._spooled: dict[asyncio.Future[RecordMetadata], tuple[SpoolRecord, float]] = {}
         self._generation = 0
         self._failure: str | None = None
-        self._ready = False
         self._unreachable = False
         """Kafka failed us (no connection, or no acks) and has not answered since."""
         self._connecting: asyncio.Task[None] | None = None
@@ -92,8 +107,8 @@ class EventRouter:
 
     @property
     def connected(self) -> bool:
-        """Connected, with the topics in place."""
-        return self._ready and self.publisher.started
+        """Connected, with the topics in place (the publisher starts only then)."""
+        return self.publisher.started
 
     def maybe_connect(self) -> None:
         """Starts a connection attempt if none runs and the backoff has passed."""
@@ -111,37 +126,108 @@ class EventRouter:
         """Takes the buffer, then publishes directly or through the spool."""
         async with self._lock:
             await self._route()
-        if self._metrics is not None and self.spool is not None:
-            self._metrics.spool_size(self.spool.events, self.spool.size_bytes)
+        if self._metrics is None:
+            return
+        spool = self.spool
+        if spool is not None:
+            self._metrics.spool_size(spool.events, spool.size_bytes)
+        self._metrics.back_pressure(
+            self._buffer.size_bytes + self.backlog.size_bytes + self.in_flight_bytes,
+            spool.written_points if spool is not None else 0,
+            self.dropped_points,
+        )
+
+    @property
+    def dropped_points(self) -> int:
+        """Metric points dropped so far: by the buffer, the backlog and the spool."""
+        spool = self.spool
+        return (
+            self._buffer.dropped_points
+            + self.backlog.dropped_points
+            + (spool.dropped_points if spool is not None else 0)
+        )
 
     async def _route(self) -> None:
         if self._failure is None:
             self._check_overdue()
         if self._failure is not None:
             await self._outage(self._failure)
-        if len(self.backlog) < _MAX_BACKLOG:
-            for event in pack(self._buffer.drain()):
-                outgoing = self._encode(event)
-                if outgoing is not None:
-                    self.backlog.append(outgoing)
+        await self._take_buffer()
         spooled = self.spool is not None and self.spool.events > 0
         if self._unreachable or spooled:
             await self._spool_backlog()
-            if self.connected:
+            if self.connected and not self._behind:
+                # (While this sender lags the trainer, taking calls in comes first: it
+                # spills them, which costs less than sending; the spool is sent after.)
                 await self._drain_spool()
             return
         if not self.connected:
             return  # the first connection attempt is still running: wait in memory
-        while self.backlog and self.connected:
-            item = self.backlog[0]
+        while self.backlog and self.connected and self._room(self.backlog.first().entry):
+            item = self.backlog.first()
             try:
                 future = await self.publisher.publish(item.event, item.entry.value)
             except PublishError as exc:
                 await self._outage(str(exc))
                 return
             self.backlog.popleft()
-            self._direct[future] = (item, time.monotonic())
-            future.add_done_callback(functools.partial(self._settle_direct, self._generation, item))
+            self.in_flight_bytes += item.entry.size
+            self._direct[future] = Direct(item, time.monotonic())
+            future.add_done_callback(functools.partial(self._settle_direct, self._generation))
+
+    async def _take_buffer(self) -> None:
+        """Packs the buffer into the backlog. When memory is full (the backlog past its
+        share, or the buffer past its mark: this sender lags the trainer), the backlog
+        spills to the spool, oldest first, and newer events follow it there."""
+        behind = self._behind = self._buffer.size_bytes > self._spill_mark
+        left = len(self._buffer)  # not more: a busy trainer would keep this step going
+        while left > 0:
+            items = self._buffer.drain(min(left, _TAKE_TURN))
+            if not items:
+                break
+            left -= len(items)
+            for outgoing in pack(items):
+                if self._fits_a_request(outgoing):
+                    self.backlog.append(outgoing)
+            self._buffer.held_elsewhere = self.backlog.size_bytes + self.in_flight_bytes
+        if self.backlog.full or (behind and self.backlog):
+            try:
+                await self._spill()
+            except SpoolError as exc:
+                logger.error("%s", exc)
+                self.backlog.shed()
+        self._buffer.held_elsewhere = self.backlog.size_bytes + self.in_flight_bytes
+
+    async def _spill(self) -> None:
+        copies: list[Outgoing] = []
+        if self._direct and not (self.spool is not None and self.spool.events):
+            # Copies of what is in flight go first: should Kafka fail one of them, the
+            # spool already holds it ahead of the newer events spilled behind it.
+            copies = [direct.item for direct in self._direct.values()]
+            self.backlog.put_back(copies)
+        try:
+            await self._spool_backlog()
+        finally:
+            if copies:
+                self._note_copies(copies)
+
+    def _note_copies(self, copies: list[Outgoing]) -> None:
+        """After a spill that began with copies of the records in flight: those written
+        are marked (their acks make the copies redundant); those the disk refused leave
+        the backlog again (they are in flight still)."""
+        refused = {id(item) for item in self.backlog} & {id(item) for item in copies}
+        if refused:
+            kept = [item for item in self.backlog.take_all() if id(item) not in refused]
+            self.backlog.put_back(kept)
+        written = {id(item) for item in copies} - refused
+        self._copies = len(written)
+        for future, direct in self._direct.items():
+            if id(direct.item) in written:
+                self._direct[future] = Direct(direct.item, direct.sent_at, copied=True)
+
+    def _room(self, entry: SpoolEntry) -> bool:
+        """Whether ``entry`` may be sent now within the in-flight share of memory."""
+        return not self.in_flight_bytes or self.in_flight_bytes + entry.size <= self._in_flight_max
 
     async def shutdown(self, within_s: float) -> None:
         """Spools everything unacknowledged, disconnects, and releases the spool."""
@@ -153,12 +239,9 @@ class EventRouter:
         except TimeoutError:
             logger.warning("the sender was busy at shutdown; spooling what it holds anyway")
         self._generation += 1
-        self.backlog.extendleft(reversed([item for item, _ in self._direct.values()]))
-        self._direct.clear()
-        self._spooled.clear()
-        for event in pack(self._buffer.drain()):
-            outgoing = self._encode(event)
-            if outgoing is not None:
+        self.backlog.put_back(self._forget_in_flight())
+        for outgoing in pack(self._buffer.drain()):
+            if self._fits_a_request(outgoing):
                 self.backlog.append(outgoing)
         try:
             await self._spool_backlog(wait=False)
@@ -168,46 +251,46 @@ class EventRouter:
         if self.spool is not None:
             self.spool.close()
 
-    def _encode(self, event: EventEnvelope) -> Outgoing | None:
-        value = codec.encode(event)
+    def _fits_a_request(self, outgoing: Outgoing) -> bool:
+        size = len(outgoing.entry.value)
         limit = self._settings.max_request_bytes - _RECORD_OVERHEAD
-        if len(value) > limit:
+        if size > limit:
             # Kafka would refuse it for good; resending it forever would block its run.
             self.rejected += 1
             logger.error(
                 "dropped a %s event of run %s: %d bytes encoded, over the %d that"
                 " max_request_bytes allows; log fewer or shorter values per call",
-                getattr(event, "kind", "?"),
-                event.run_id,
-                len(value),
+                outgoing.event.kind,
+                outgoing.event.run_id,
+                size,
                 limit,
             )
-            return None
-        points = len(event.metrics) if isinstance(event, MetricsLogged) else 0
-        return Outgoing(event, SpoolEntry(value, points))
+            return False
+        return True
+
+    def _forget_in_flight(self) -> list[Outgoing]:
+        """Drops every record in flight; returns those the spool does not hold, oldest
+        first, to be spooled again."""
+        unacked = [direct.item for direct in self._direct.values() if not direct.copied]
+        if any(direct.copied for direct in self._direct.values()):
+            self._copies = 0  # the copies at the spool's head are needed now: send them
+        self._direct.clear()
+        self._spooled.clear()
+        self.in_flight_bytes = 0
+        return unacked
 
     def _ensure_spool(self) -> EventSpool:
         if self.spool is None:
-            settings = self._settings
             try:
-                self.spool = EventSpool.create(
-                    settings.spool_dir,
-                    settings.spool_max_bytes,
-                    settings.spool_full_wait_s,
-                    settings.spool_fsync,
-                    owner={
-                        "bootstrap_servers": settings.kafka.bootstrap_servers,
-                        "topic": settings.kafka.topic,
-                        "key_strategy": settings.kafka.key_strategy.value,
-                    },
-                )
+                self.spool = self._open_spool(self._settings)
             except OSError as exc:
                 raise SpoolError(
-                    f"could not create a spool under {settings.spool_dir}: {exc}"
+                    f"could not create a spool under {self._settings.spool_dir}: {exc}"
                 ) from exc
             logger.warning(
-                "Kafka at %s is out of reach: events are spooled to %s until it is back",
-                settings.kafka.bootstrap_servers,
+                "Kafka at %s is %s: events are spooled to %s until it takes them",
+                self._settings.kafka.bootstrap_servers,
+                "out of reach" if self._unreachable or not self.connected else "not keeping up",
                 self.spool.path,
             )
         return self.spool
@@ -216,81 +299,83 @@ class EventRouter:
         if not self.backlog:
             return
         spool = self._ensure_spool()
-        batch = list(self.backlog)
         # Taken out first: if this task is cancelled, the thread still writes them.
-        self.backlog.clear()
-        entries = [item.entry for item in batch]
+        batch = self.backlog.take_all()
         try:
             if wait:
                 # On a worker thread, so that acks (on this loop) can free room meanwhile.
-                await asyncio.to_thread(spool.append, entries, wait)
+                await asyncio.to_thread(spool.append, [item.entry for item in batch], wait)
             else:
-                spool.append(entries, wait)
+                self._append(spool, batch)
         except RuntimeError:  # no new threads at interpreter exit: write from here
-            self._append_or_restore(spool, batch)
-        except OSError as exc:
-            self.backlog.extendleft(reversed(batch))
-            raise SpoolError(f"could not write the spool {spool.path}: {exc}") from exc
+            self._append(spool, batch)
+        except SpoolWriteError as exc:
+            self._put_back_unwritten(batch, exc)
         if self._draining_since is None and self.connected:
             self._draining_since = time.monotonic()
 
-    def _append_or_restore(self, spool: EventSpool, batch: list[Outgoing]) -> None:
+    def _append(self, spool: EventSpool, batch: list[Outgoing]) -> None:
         try:
             spool.append([item.entry for item in batch], wait=False)
-        except OSError as exc:
-            self.backlog.extendleft(reversed(batch))
-            raise SpoolError(f"could not write the spool {spool.path}: {exc}") from exc
+        except SpoolWriteError as exc:
+            self._put_back_unwritten(batch, exc)
+
+    def _put_back_unwritten(self, batch: list[Outgoing], exc: SpoolWriteError) -> None:
+        unwritten = {id(entry) for entry in exc.unwritten}
+        self.backlog.put_back([item for item in batch if id(item.entry) in unwritten])
+        path = self.spool.path if self.spool is not None else self._settings.spool_dir
+        raise SpoolError(f"could not write the spool {path}: {exc}") from exc
 
     async def _drain_spool(self) -> None:
         spool = self.spool
         assert spool is not None
         if self._draining_since is None:
             self._draining_since = time.monotonic()
+        if self._direct:
+            return  # what went straight to Kafka is older than the spool: it goes first
+        if self._copies:
+            # Every record they copy was acknowledged (a failure would have reset this).
+            for record in spool.read(self._copies):
+                spool.ack(record)
+            self._copies = 0
         while self.connected and self._failure is None and len(self._spooled) < _SPOOL_WINDOW:
-            records = spool.read(min(256, _SPOOL_WINDOW - len(self._spooled)))
-            if not records and not self._spooled and spool.events:
-                # Read before but neither in flight nor acked (a send was interrupted):
-                # read again from the oldest; acked records are skipped.
-                spool.rewind()
-                records = spool.read(min(256, _SPOOL_WINDOW))
-            if not records:
-                return
-            for record in records:
-                try:
-                    event = event_head(record.value)
-                except InvalidEventError as exc:
-                    self.rejected += 1
-                    logger.error("dropped an unreadable spool record in %s: %s", spool.path, exc)
-                    spool.ack(record)
-                    continue
-                try:
-                    future = await self.publisher.publish(event, record.value)
-                except PublishError as exc:
-                    await self._outage(str(exc))
-                    return
+            batch = await send_spooled(
+                spool,
+                self.publisher,
+                min(256, _SPOOL_WINDOW - len(self._spooled)),
+                idle=not self._spooled,
+                admit=lambda record: self._room(SpoolEntry(record.value, record.points)),
+            )
+            self.rejected += batch.rejected
+            for future, event, record in batch.sent:
+                self.in_flight_bytes += len(record.value) + HEADER_BYTES
                 self._spooled[future] = (record, time.monotonic())
                 future.add_done_callback(
                     functools.partial(self._settle_spooled, self._generation, event, record)
                 )
+            if batch.error is not None:
+                await self._outage(str(batch.error))
+                return
+            if not batch.sent:
+                return
 
     def _check_overdue(self) -> None:
         limit = self._settings.delivery_timeout_s
         now = time.monotonic()
-        for pending in (self._direct, self._spooled):
-            if pending:
-                _, sent_at = next(iter(pending.values()))
-                if now - sent_at > limit + 0.5:
-                    self._failure = f"a record waited over {limit:g}s for Kafka's acknowledgement"
+        oldest = []
+        if self._direct:
+            oldest.append(next(iter(self._direct.values())).sent_at)
+        if self._spooled:
+            oldest.append(next(iter(self._spooled.values()))[1])
+        if any(now - sent_at > limit + 0.5 for sent_at in oldest):
+            self._failure = f"a record waited over {limit:g}s for Kafka's acknowledgement"
 
     async def _outage(self, reason: str) -> None:
         """Kafka stopped acknowledging: spool everything unacked, drop the connection."""
         self._failure = None
         self._generation += 1
-        unacked = [item for item, _ in self._direct.values()]
-        self.resent += len(unacked) + len(self._spooled)
-        self._direct.clear()
-        self._spooled.clear()
-        self.backlog.extendleft(reversed(unacked))
+        self.resent += len(self._direct) + len(self._spooled)
+        self.backlog.put_back(self._forget_in_flight())
         if self.spool is not None:
             self.spool.rewind()
         logger.warning(
@@ -300,7 +385,6 @@ class EventRouter:
             reason,
             len(self.backlog) + (self.spool.events if self.spool is not None else 0),
         )
-        self._ready = False
         self._unreachable = True
         self._draining_since = None
         await self.publisher.abort(1.0)
@@ -320,7 +404,6 @@ class EventRouter:
             self._next_connect = time.monotonic() + reconnect_delay(self._attempts)
             self._attempts += 1
             return
-        self._ready = True
         self._unreachable = False
         if self._attempts:
             logger.info(
@@ -332,17 +415,18 @@ class EventRouter:
         self._attempts = 0
         self.wake.set()
 
-    def _settle_direct(
-        self, generation: int, item: Outgoing, future: asyncio.Future[RecordMetadata]
-    ) -> None:
+    def _settle_direct(self, generation: int, future: asyncio.Future[RecordMetadata]) -> None:
+        direct = self._direct.get(future)
+        if direct is None:
+            return  # an outage took it over (to the spool) meanwhile
         if not future.cancelled() and future.exception() is None:
-            self._direct.pop(future, None)
-            self._record_position(item.event, future.result())
+            del self._direct[future]
+            self.in_flight_bytes -= direct.item.entry.size
+            self._record_position(direct.item.event, future.result())
         elif generation == self._generation:
             # Left in ``_direct``: the outage this starts spools it with the other unacked
             # records. (Popping it here lost it: the outage collects only what is left.)
-            kind = getattr(item.event, "kind", "?")
-            self._failure = f"Kafka failed a {kind} record ({_why(future)})"
+            self._failure = f"Kafka failed a {direct.item.event.kind} record ({_why(future)})"
             self.wake.set()
 
     def _settle_spooled(
@@ -352,7 +436,8 @@ class EventRouter:
         record: SpoolRecord,
         future: asyncio.Future[RecordMetadata],
     ) -> None:
-        self._spooled.pop(future, None)
+        if self._spooled.pop(future, None) is not None:
+            self.in_flight_bytes -= len(record.value) + HEADER_BYTES
         spool = self.spool
         if not future.cancelled() and future.exception() is None:
             self._record_position(event, future.result())
@@ -382,3 +467,17 @@ class EventRouter:
 
 def _why(future: asyncio.Future[RecordMetadata]) -> str:
     return "cancelled" if future.cancelled() else repr(future.exception())
+
+
+def _create_spool(settings: ProducerSettings) -> EventSpool:
+    return EventSpool.create(
+        settings.spool_dir,
+        settings.spool_max_bytes,
+        settings.spool_full_wait_s,
+        settings.spool_fsync,
+        owner={
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "topic": settings.kafka.topic,
+            "key_strategy": settings.kafka.key_strategy.value,
+        },
+    )

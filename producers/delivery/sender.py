@@ -4,10 +4,15 @@ It runs the async publisher on a thread of its own, so a training loop never wai
 on the network or the disk. Every ``linger_ms`` it drains the buffer, packs the
 calls into events and encodes them, then:
 
-- **Kafka reachable, spool empty**: publishes them directly.
-- **Kafka out of reach, or the spool not empty**: appends them to the on-disk spool
-  (``producers.spool``), and, while connected, publishes the spool oldest first, so
-  each run's order is kept. A spooled record leaves the spool only once acked.
+- **Kafka reachable, spool empty, memory not full**: publishes them directly, as
+  many at once as the memory bound's in-flight share allows.
+- **Memory full** (``producers.delivery.backlog``: Kafka or this sender lags the
+  trainer): spills the oldest pending records to the on-disk spool
+  (``producers.spool``), copies of those in flight first.
+- **Kafka out of reach, or the spool not empty**: appends them to the spool too,
+  and, while connected (and not lagging the trainer), publishes the spool oldest
+  first, so each run's order is kept. A spooled record leaves the spool only once
+  acked.
 
 An outage is noticed when a record cannot even be queued, when Kafka fails one, or
 when one waits longer than ``delivery_timeout_s`` for its ack (aiokafka's
@@ -60,7 +65,9 @@ class DeliveryReport:
     spool_path: str | None = None
     """The spool's directory, if this process made one."""
     dropped_points: int = 0
-    """Metric points dropped by the full policies (buffer and spool) so far."""
+    """Metric points dropped by the full policies (buffer, backlog and spool) so far."""
+    spilled_points: int = 0
+    """Metric points written to the spool so far (memory full, or Kafka out of reach)."""
 
     @property
     def complete(self) -> bool:
@@ -116,7 +123,7 @@ class BackgroundSender:
             return future.result(timeout + 0.5)
         except TimeoutError:
             future.cancel()
-            return self._report()
+            return self.report()
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
         """Runs ``coroutine`` on the sender's loop (safe from any thread, even one with a
@@ -143,7 +150,7 @@ class BackgroundSender:
         except (TimeoutError, concurrent.futures.CancelledError):
             future.cancel()
             logger.error("the sender did not shut down in time; reporting what it held")
-            report = self._report()
+            report = self.report()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=0.2)
         if not self._thread.is_alive():
@@ -180,7 +187,7 @@ class BackgroundSender:
                 await router.step()
             except SpoolError as exc:
                 logger.error("%s", exc)
-            report = self._report()
+            report = self.report()
             remaining = deadline - time.monotonic()
             if report.complete or remaining <= 0:
                 return report
@@ -192,7 +199,7 @@ class BackgroundSender:
             task.cancel()
             await asyncio.wait([task], timeout=0.2)
         await self._router.shutdown(max(deadline - time.monotonic(), 0.1))
-        report = self._report()
+        report = self.report()
         # Whatever still runs (a connection attempt, a flush given up on) ends with the loop.
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for other in others:
@@ -201,7 +208,8 @@ class BackgroundSender:
             await asyncio.wait(others, timeout=min(0.2, max(deadline - time.monotonic(), 0.01)))
         return report
 
-    def _report(self) -> DeliveryReport:
+    def report(self) -> DeliveryReport:
+        """What is not yet acknowledged right now (a snapshot: no flush, no wait)."""
         router = self._router
         spool = router.spool
         return DeliveryReport(
@@ -211,6 +219,6 @@ class BackgroundSender:
             spooled_events=spool.events if spool is not None else 0,
             spooled_points=spool.points if spool is not None else 0,
             spool_path=str(spool.path) if spool is not None else None,
-            dropped_points=self._buffer.dropped_points
-            + (spool.dropped_points if spool is not None else 0),
+            dropped_points=router.dropped_points,
+            spilled_points=spool.written_points if spool is not None else 0,
         )

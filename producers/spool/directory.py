@@ -1,4 +1,5 @@
-"""The on-disk spool: where events wait, bounded, while Kafka is out of reach.
+"""The on-disk spool: where events wait, bounded, while Kafka is out of reach or the
+SDK's memory is full.
 
 One directory per process (``<spool root>/<pid>-<hex>/``) holds an ``owner.json``
 (pid, host, topic; never credentials), a ``lock`` file the owner holds with
@@ -43,13 +44,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ingest.errors import InvalidEventError
 from ingest.events import EventEnvelope
 from producers.errors import SpoolBusyError
-from producers.spool.segment import SUFFIX, Segment, SpoolEntry
+from producers.spool.segment import SUFFIX, FileWriter, Segment, SpoolEntry, write_file
+from producers.telemetry import warn_again
 
 logger = logging.getLogger(__name__)
 
 OWNER_FILE = "owner.json"
 LOCK_FILE = "lock"
-_WARN_EVERY_POINTS = 10_000
 
 
 class _EventHead(BaseModel):
@@ -78,6 +79,15 @@ def event_head(value: bytes) -> EventEnvelope:
     return head  # type: ignore[return-value]
 
 
+class SpoolWriteError(OSError):
+    """The disk refused an append (full, gone); ``unwritten`` are the entries it did not
+    take, oldest first (the others are in the spool, or were dropped by its full policy)."""
+
+    def __init__(self, cause: OSError, unwritten: list[SpoolEntry]) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.unwritten = unwritten
+
+
 @dataclass(frozen=True, slots=True)
 class SpoolRecord:
     """A record read from the spool, to be acked once Kafka has it."""
@@ -100,6 +110,7 @@ class EventSpool:
         full_wait_s: how long an append that does not fit waits for room.
         fsync: fsync each appended batch (the default; off only for tests of speed).
         owner: what ``owner.json`` records (written when the directory is new).
+        write: how segment files are written (tests pass one whose disk is full).
 
     Raises:
         SpoolBusyError: another live process holds the spool.
@@ -112,8 +123,11 @@ class EventSpool:
         full_wait_s: float = 0.0,
         fsync: bool = True,
         owner: dict[str, Any] | None = None,
+        *,
+        write: FileWriter = write_file,
     ) -> None:
         self.path = directory
+        self._write_file = write
         self._max_bytes = max_bytes
         self._full_wait_s = full_wait_s
         self._fsync = fsync
@@ -138,15 +152,24 @@ class EventSpool:
         self._next_number = self._segments[-1].number + 1 if self._segments else 1
         self._cache: tuple[int, int, list[SpoolEntry]] | None = None
         self.dropped_points = 0
+        self.written_points = 0
+        """Metric points written to the spool since it was opened (acked or not)."""
 
     @classmethod
     def create(
-        cls, root: Path, max_bytes: int, full_wait_s: float, fsync: bool, owner: dict[str, Any]
+        cls,
+        root: Path,
+        max_bytes: int,
+        full_wait_s: float,
+        fsync: bool,
+        owner: dict[str, Any],
+        *,
+        write: FileWriter = write_file,
     ) -> EventSpool:
         """A new spool for this process under ``root``."""
         directory = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "created": time.time(), **owner}
-        return cls(directory, max_bytes, full_wait_s, fsync, owner)
+        return cls(directory, max_bytes, full_wait_s, fsync, owner, write=write)
 
     @property
     def events(self) -> int:
@@ -173,6 +196,9 @@ class EventSpool:
         Args:
             entries: encoded events, oldest first.
             wait: whether a full spool waits ``full_wait_s`` for room before dropping.
+
+        Raises:
+            SpoolWriteError: the disk refused part of it.
         """
         batch = list(entries)
         if not batch:
@@ -232,6 +258,11 @@ class EventSpool:
         with self._cond:
             self._cursor = (0, 0)
 
+    def rewind_to(self, record: SpoolRecord) -> None:
+        """Reads from ``record`` on again: it was read but is not to be sent yet."""
+        with self._cond:
+            self._cursor = min(self._cursor, (record.segment, record.index))
+
     def close(self) -> bool:
         """Releases the lock; removes the directory if nothing is left. True if removed."""
         with self._cond:
@@ -244,24 +275,35 @@ class EventSpool:
             return empty
 
     def _write(self, entries: list[SpoolEntry]) -> None:
-        active = self._active()
-        chunk: list[SpoolEntry] = []
-        chunk_size = 0
-        for entry in entries:
-            full = active.size + chunk_size + entry.size > self._segment_bytes
-            if full and (active.count or chunk):
-                if chunk:
-                    active.append(chunk, self._fsync)
-                active.sealed = True
-                active = self._active()
-                chunk, chunk_size = [], 0
-            chunk.append(entry)
-            chunk_size += entry.size
-        if chunk:
-            active.append(chunk, self._fsync)
-        self._size += sum(entry.size for entry in entries)
-        self._events += len(entries)
-        self._points += sum(entry.points for entry in entries)
+        written = 0
+        try:
+            active = self._active()
+            chunk: list[SpoolEntry] = []
+            chunk_size = 0
+            for entry in entries:
+                full = active.size + chunk_size + entry.size > self._segment_bytes
+                if full and (active.count or chunk):
+                    if chunk:
+                        active.append(chunk, self._fsync, self._write_file)
+                        self._count(chunk)
+                        written += len(chunk)
+                    active.sealed = True
+                    active = self._active()
+                    chunk, chunk_size = [], 0
+                chunk.append(entry)
+                chunk_size += entry.size
+            if chunk:
+                active.append(chunk, self._fsync, self._write_file)
+                self._count(chunk)
+        except OSError as exc:
+            raise SpoolWriteError(exc, entries[written:]) from exc
+
+    def _count(self, written: list[SpoolEntry]) -> None:
+        self._size += sum(entry.size for entry in written)
+        self._events += len(written)
+        points = sum(entry.points for entry in written)
+        self._points += points
+        self.written_points += points
 
     def _active(self) -> Segment:
         if self._segments and not self._segments[-1].sealed:
@@ -305,7 +347,7 @@ class EventSpool:
             self._events += len(keep)
             self._size -= segment.size
             if keep:
-                segment.rewrite(keep, self._fsync)
+                segment.rewrite(keep, self._fsync, self._write_file)
                 self._size += segment.size
                 if self._cursor[0] == segment.number:
                     self._cursor = (segment.number, 0)
@@ -327,7 +369,7 @@ class EventSpool:
         if not dropped:
             return
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
-        if before == 0 or before // _WARN_EVERY_POINTS != self.dropped_points // _WARN_EVERY_POINTS:
+        if warn_again(before, self.dropped_points):
             logger.warning(
                 "the spool %s is full (%d bytes) and Kafka is still out of reach: dropped the"
                 " oldest metric points, %d so far; lifecycle events, params and tags are kept",

@@ -13,10 +13,12 @@ and the file is truncated there, so a crash loses at most the batch being writte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,20 @@ HEADER_BYTES = _HEADER.size
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 """A length field beyond this is corruption, not a record (events are far smaller)."""
 SUFFIX = ".seg"
+
+
+def write_file(path: Path, data: bytes, mode: str, fsync: bool) -> None:
+    """Writes ``data`` to ``path`` (``mode`` ``"ab"`` or ``"wb"``); with ``fsync`` it is on
+    disk when this returns. Raises OSError as the disk does (ENOSPC when full)."""
+    with path.open(mode) as handle:
+        handle.write(data)
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+
+
+FileWriter = Callable[[Path, bytes, str, bool], None]
+"""How segment files are written: ``write_file``, or a stand-in whose disk fails."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +112,22 @@ class Segment:
         """Sealed and every record acknowledged: the file may go."""
         return self.sealed and len(self.acked) >= self.count
 
-    def append(self, entries: list[SpoolEntry], fsync: bool) -> None:
-        """Appends records; with ``fsync`` they are on disk when this returns."""
-        with self.path.open("ab") as handle:
-            handle.write(b"".join(encode_record(entry) for entry in entries))
-            handle.flush()
-            if fsync:
-                os.fsync(handle.fileno())
+    def append(
+        self, entries: list[SpoolEntry], fsync: bool, write: FileWriter = write_file
+    ) -> None:
+        """Appends records; with ``fsync`` they are on disk when this returns.
+
+        Raises:
+            OSError: the write failed; the segment is cut back to its records and sealed,
+                so no later record lands behind a torn one (which a recovery would cut).
+        """
+        try:
+            write(self.path, b"".join(encode_record(entry) for entry in entries), "ab", fsync)
+        except OSError:
+            self.sealed = True
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, self.size)
+            raise
         self.points.extend(entry.points for entry in entries)
         self.size += sum(entry.size for entry in entries)
 
@@ -113,14 +138,10 @@ class Segment:
             SpoolEntry(data[end - length : end], points) for points, length, end in _scan(data)
         ][: self.count]
 
-    def rewrite(self, keep: list[SpoolEntry], fsync: bool) -> None:
+    def rewrite(self, keep: list[SpoolEntry], fsync: bool, write: FileWriter = write_file) -> None:
         """Replaces the segment's records with ``keep`` (atomically, by rename)."""
         temporary = self.path.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
-            handle.write(b"".join(encode_record(entry) for entry in keep))
-            handle.flush()
-            if fsync:
-                os.fsync(handle.fileno())
+        write(temporary, b"".join(encode_record(entry) for entry in keep), "wb", fsync)
         temporary.replace(self.path)
         self.points = [entry.points for entry in keep]
         self.size = sum(entry.size for entry in keep)

@@ -71,15 +71,16 @@ def fmt(value: Any, digits: int = 0) -> str:
     return "-" if value is None else str(value)
 
 
-def write_readme(readme: Path, table: str) -> None:
-    """Replaces what stands between the bench markers in ``readme`` with ``table``.
+def write_readme(readme: Path, table: str, start: str = START, end: str = END) -> None:
+    """Replaces what stands between the markers ``start`` and ``end`` (the bench's by
+    default) in ``readme`` with ``table``.
 
     Raises:
         ValueError: the markers are missing.
     """
     text = readme.read_text()
-    head, start, rest = text.partition(START)
-    _, end, tail = rest.partition(END)
-    if not start or not end:
-        raise ValueError(f"{readme} has no {START} ... {END} section")
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    head, found_start, rest = text.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if not found_start or not found_end:
+        raise ValueError(f"{readme} has no {start} ... {end} section")
+    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")

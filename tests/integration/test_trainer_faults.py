@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -17,9 +19,12 @@ from typing import Any
 import pytest
 
 from consumers import ConsumerSettings
+from ingest import codec
+from ingest.events import MetricsLogged
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
+from producers.spool.directory import EventSpool
 from tests.integration.outage import ROOT, OutageBroker, wait_for_run
 from tests.integration.support import WorkerThread, free_port
 from tests.integration.trainers import BASE_TS, KEYS, rank_main, value
@@ -93,16 +98,18 @@ def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
         stopped = time.monotonic()
         run.set_tags({"during": "outage"})
         time.sleep(max(20 - (time.monotonic() - stopped), 0))
-        spool = tracker._sender._router.spool if tracker._sender else None  # white-box: it was used
-        assert spool is not None, "the outage should have opened a spool"
-        assert spool.events > 0, "the outage should have filled the spool"
-        spooled_points = spool.points
+        held = tracker.undelivered()
+        assert held.spool_path is not None, "the outage should have opened a spool"
+        assert held.spooled_events > 0, "the outage should have filled the spool"
+        spooled_points = held.spooled_points
         outage_broker.start()
         back = time.monotonic()
-        while spool.events and time.monotonic() - back < 60:  # drains by itself
-            time.sleep(0.05)
+        while tracker.undelivered().spooled_events and time.monotonic() - back < 60:
+            time.sleep(0.05)  # it drains by itself
         drain_s = time.monotonic() - back
-        assert spool.events == 0, "the spool should drain by itself once Kafka is back"
+        assert tracker.undelivered().spooled_events == 0, (
+            "the spool should drain by itself once Kafka is back"
+        )
         time.sleep(2)  # and logging goes on, directly to Kafka again
     finally:
         stop_logging.set()
@@ -138,6 +145,98 @@ def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
     print(
         f"\noutage: {len(steps)} steps, {spooled_points} points spooled at the 20 s mark;"
         f" broker back -> spool drained in {drain_s:.2f}s"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exactly_once(
+    kafka_settings: KafkaSettings,
+    mlflow_settings: MlflowSettings,
+    worker: WorkerThread,
+    tmp_path: Path,
+) -> None:
+    """A trainer that outruns its sender spills to the spool; SIGKILLed while it does,
+    it leaves a spool whose every point ``matih-ingest spool flush`` delivers, and
+    MLflow holds each logged point at most once, with its exact value and timestamp."""
+    spool_root = tmp_path / "spool"
+    run_id = new_run_id()
+    spec = {
+        "role": "spill",
+        "bootstrap": kafka_settings.bootstrap_servers,
+        "topic": kafka_settings.topic,
+        "spool_dir": str(spool_root),
+        "tenant": "acme-corp",
+        "run_id": run_id,
+        "spill_points": 20_000,
+    }
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.trainers", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        assert trainer.stdout is not None
+        ready, _, _ = select.select([trainer.stdout], [], [], 120)
+        assert ready, "the trainer should have spilled within 2 minutes"
+        assert trainer.stdout.readline().strip() == "spilling"
+        time.sleep(0.3)  # still logging, still spilling
+    finally:
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(30)
+
+    (spool_dir,) = list(spool_root.iterdir())
+    spool = EventSpool(spool_dir, max_bytes=2**40)  # its owner is dead: the lock is free
+    held: dict[tuple[str, int], tuple[int, float]] = {}
+    for record in spool.read(10**9):
+        event = codec.decode(record.value)
+        if isinstance(event, MetricsLogged):
+            held.update({(p.key, p.step): (p.timestamp, p.value) for p in event.metrics})
+    events = spool.events
+    spool.close()
+    assert held, "the kill should have left points in the spool"
+
+    flushed = subprocess.run(
+        [
+            *[sys.executable, "-m", "ingest.cli.main", "spool", "flush"],
+            *["--spool-dir", str(spool_root)],
+            *["--bootstrap-servers", kafka_settings.bootstrap_servers, "--timeout", "60"],
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+    assert f"delivered {events} events" in flushed.stdout
+    assert not spool_dir.exists()
+
+    def rows(run: dict[str, Any]) -> set[tuple[str, int, int, float]]:
+        return {
+            (key, step, timestamp, got)
+            for key, history in run["history"].items()
+            for step, timestamp, got in history
+        }
+
+    wanted = {(key, step, ts, got) for (key, step), (ts, got) in held.items()}
+    runs = wait_for_run(
+        mlflow_settings.tracking_uri, "acme-corp", run_id, lambda r: wanted <= rows(r), 120
+    )
+    history = runs[run_id]["history"]
+    assert wanted <= rows(runs[run_id]), "every point the spool held is in MLflow"
+    for i, key in enumerate(KEYS):
+        steps = [step for step, _, _ in history[key]]
+        assert len(steps) == len(set(steps)), f"{key}: a point is in MLflow twice"
+        assert all(
+            (ts, got) == (BASE_TS + step, value(i, step)) for step, ts, got in history[key]
+        ), f"{key}: a value or timestamp differs from what was logged"
+    print(
+        f"\nkilled mid-spill: the spool held {len(held):,} points in {events} events;"
+        f" MLflow holds {sum(len(h) for h in history.values()):,}, each once"
     )
 
 

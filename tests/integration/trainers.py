@@ -1,5 +1,6 @@
-"""Trainers that run in processes of their own: ranks of one run, and one whose broker
-is gone. Top-level functions, so that ``multiprocessing`` with spawn can start them."""
+"""Trainers that run in processes of their own: ranks of one run, one whose broker is
+gone, and one that outruns its sender until it is killed. Top-level functions, so that
+``multiprocessing`` with spawn can start them."""
 
 from __future__ import annotations
 
@@ -90,5 +91,31 @@ def orphan_main(spec: dict[str, Any]) -> None:
     )
 
 
+def spill_main(spec: dict[str, Any]) -> None:
+    """Logs as fast as it can within a 1 MiB memory bound, so that the sender spills to
+    the spool; says ``spilling`` on stdout once the spool took ``spill_points`` points,
+    and goes on logging until it is killed."""
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
+    settings = settings_from(spec).model_copy(update={"memory_bytes": 1024 * 1024})
+    tracker = ExperimentTracker(settings)
+    run = tracker.start_run(
+        "spill-exp", RunConfig(tenant_id=spec["tenant"], run_name="spill"), run_id=spec["run_id"]
+    )
+    said = False
+    step = 0
+    while True:
+        run.log_metrics(
+            {key: value(i, step) for i, key in enumerate(KEYS)},
+            step=step,
+            timestamp=BASE_TS + step,
+        )
+        step += 1
+        spilled = not said and step % 1000 == 0 and tracker.undelivered().spilled_points
+        if spilled and spilled >= spec["spill_points"]:
+            print("spilling", flush=True)
+            said = True
+
+
 if __name__ == "__main__":
-    orphan_main(json.loads(sys.argv[1]))
+    given = json.loads(sys.argv[1])
+    spill_main(given) if given.get("role") == "spill" else orphan_main(given)

@@ -1,14 +1,27 @@
-"""The buffer between the training loop and the sender: order, packing, bounds."""
+"""The buffer between the training loop and the sender: order, packing, the byte bound."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import time
+import tracemalloc
+from typing import Any
 
 import pytest
 
-from ingest.events import MetricsLogged, ParamsLogged
+from ingest import codec
+from ingest.events import MetricPoint, MetricsLogged, ParamsLogged
 from ingest.ids import new_run_id
-from producers.delivery.buffer import EventBuffer, RunIdentity, pack
+from producers.delivery.buffer import (
+    CALL_BYTES,
+    POINT_BYTES,
+    EventBuffer,
+    RunIdentity,
+    item_bytes,
+    pack,
+)
+from producers.telemetry import warn_again
 
 A = RunIdentity("acme-corp", new_run_id(), "exp")
 B = RunIdentity("acme-corp", new_run_id(), "exp")
@@ -20,22 +33,26 @@ def params(run: RunIdentity, value: str) -> ParamsLogged:
     )
 
 
+def decoded(buffer: EventBuffer) -> list[Any]:
+    return [codec.decode(outgoing.entry.value) for outgoing in pack(buffer.drain())]
+
+
 def test_metric_calls_pack_into_events_of_at_most_1000_points() -> None:
-    buffer = EventBuffer(max_items=10_000, full_wait_s=0)
+    buffer = EventBuffer(max_bytes=10**9)
     for step in range(600):
         buffer.add_metrics(A, step, 1, [("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)])
-    packed = pack(buffer.drain())
+    packed = decoded(buffer)
     assert [len(e.metrics) for e in packed] == [1000, 1000, 400]
     assert [p.step for e in packed for p in e.metrics if p.key == "a"] == list(range(600))
 
 
 def test_each_runs_points_precede_its_next_lifecycle_event() -> None:
-    buffer = EventBuffer(max_items=100, full_wait_s=0)
+    buffer = EventBuffer(max_bytes=10**6)
     buffer.add_metrics(A, 0, 1, [("loss", 1.0)])
     buffer.add_metrics(B, 0, 1, [("loss", 2.0)])
     buffer.add_event(params(A, "1"))
     buffer.add_metrics(A, 1, 1, [("loss", 0.5)])
-    packed = pack(buffer.drain())
+    packed = decoded(buffer)
     of_a = [e for e in packed if e.run_id == A.run_id]
     assert [type(e).__name__ for e in of_a] == ["MetricsLogged", "ParamsLogged", "MetricsLogged"]
     assert [e.metrics[0].value for e in of_a if isinstance(e, MetricsLogged)] == [1.0, 0.5]
@@ -43,18 +60,101 @@ def test_each_runs_points_precede_its_next_lifecycle_event() -> None:
     assert [(type(e).__name__, e.metrics[0].value) for e in of_b] == [("MetricsLogged", 2.0)]
 
 
-def test_when_full_the_oldest_metric_points_drop_and_lifecycle_events_stay(
+def test_a_packed_metrics_record_decodes_to_exactly_the_points_logged() -> None:
+    """The fast encoder writes what the model would: values (NaN, ±inf, -0.0, the
+    extremes of 64 bits), steps and timestamps survive exactly."""
+    buffer = EventBuffer(max_bytes=10**6)
+    logged = [
+        (0, 1, [("loss", float("nan")), ("acc", float("inf"))]),
+        (-(2**63), 2**63 - 1, [("loss", -0.0), ("acc", float("-inf"))]),
+        (7, 1_700_000_000_123, [("loss", 0.1 + 0.2), ("lr", 5e-324)]),
+    ]
+    for step, timestamp, points in logged:
+        buffer.add_metrics(A, step, timestamp, points)
+    (outgoing,) = pack(buffer.drain())
+    event = codec.decode(outgoing.entry.value)
+    expected = MetricsLogged(
+        event_id=outgoing.event.event_id,
+        occurred_at=outgoing.event.occurred_at,
+        tenant_id=A.tenant_id,
+        run_id=A.run_id,
+        experiment_name=A.experiment_name,
+        metrics=tuple(
+            MetricPoint(key=key, value=value, step=step, timestamp=timestamp)
+            for step, timestamp, points in logged
+            for key, value in points
+        ),
+    )
+    assert outgoing.entry.value == codec.encode(expected)
+    assert event.model_dump_json() == expected.model_dump_json()
+    assert outgoing.entry.points == 6
+
+
+@pytest.mark.parametrize("width", [1, 4, 10, 50])
+def test_the_byte_estimate_covers_what_a_buffered_call_takes(width: int) -> None:
+    """What the buffer counts per call is at least what tracemalloc sees it take."""
+    keys = [f"metric_{i}" for i in range(width)]
+    buffer = EventBuffer(max_bytes=10**9)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for step in range(5000):
+        buffer.add_metrics(A, step, 1_700_000_000_000 + step, [(k, step * 0.5) for k in keys])
+    taken = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert taken <= buffer.size_bytes == 5000 * (CALL_BYTES + width * POINT_BYTES)
+    buffer.drain()
+    assert buffer.size_bytes == 0
+
+
+def test_a_call_never_waits_and_past_its_share_the_oldest_points_drop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    buffer = EventBuffer(max_items=3, full_wait_s=0.01)
+    """The share is only reached when the sender is starved; then the call still returns
+    at once, the oldest metric calls go, and lifecycle events stay."""
+    event_bytes = item_bytes(params(A, "1"))
+    buffer = EventBuffer(max_bytes=event_bytes + 2 * (CALL_BYTES + POINT_BYTES))
     buffer.add_event(params(A, "1"))
-    buffer.add_metrics(A, 0, 1, [("loss", 1.0), ("acc", 0.1)])
+    buffer.add_metrics(A, 0, 1, [("loss", 1.0)])
     buffer.add_metrics(A, 1, 1, [("loss", 2.0)])
     with caplog.at_level(logging.WARNING):
+        started = time.perf_counter()
         buffer.add_metrics(A, 2, 1, [("loss", 3.0)])
-        buffer.add_event(params(A, "2"))
-    assert buffer.dropped_points == 3
-    assert "dropped the oldest metric points, 2 so far" in caplog.text
-    packed = pack(buffer.drain())
-    assert [type(e).__name__ for e in packed] == ["ParamsLogged", "MetricsLogged", "ParamsLogged"]
-    assert [p.step for p in packed[1].metrics] == [2]
+        buffer.add_metrics(A, 3, 1, [("loss", 4.0)])
+        elapsed = time.perf_counter() - started
+    assert elapsed < 0.01
+    assert buffer.dropped_points == 2
+    assert "dropped the oldest metric points, 1 so far" in caplog.text
+    packed = decoded(buffer)
+    assert [type(e).__name__ for e in packed] == ["ParamsLogged", "MetricsLogged"]
+    assert [p.step for p in packed[1].metrics] == [2, 3]
+    assert buffer.size_bytes == 0
+
+    tiny = EventBuffer(max_bytes=event_bytes)
+    tiny.add_event(params(A, "1"))
+    tiny.add_event(params(A, "2"))  # past the share: kept all the same
+    assert [e.params for e in decoded(tiny)] == [{"p": "1"}, {"p": "2"}]
+    assert tiny.dropped_points == 0
+
+
+def test_buffered_calls_leave_the_garbage_collectors_reach() -> None:
+    """The collector untracks the calls held (a tuple once its items are untracked: a
+    call's points, then the call, over the first few collections it survives), so later
+    full collections, which stop every thread, never walk them."""
+    buffer = EventBuffer(max_bytes=10**9)
+    for step in range(1000):
+        buffer.add_metrics(A, step, 1, [("loss", step * 0.5), ("acc", 0.25)])
+    for _ in range(3):
+        gc.collect()
+    held = buffer.drain()
+    assert len(held) == 1000
+    assert not any(gc.is_tracked(call) for call in held)
+
+
+def test_drops_are_warned_about_at_the_first_and_then_at_each_power_of_ten() -> None:
+    """A long overload logs a few lines, not one per batch dropped."""
+    assert [n for n in range(1, 20_001) if warn_again(n - 1, n)] == [1, 10, 100, 1000, 10_000]
+    assert warn_again(0, 4000)
+    assert warn_again(900, 1100)
+    assert not warn_again(1100, 1100)
+    assert not warn_again(1100, 9000)

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 from pathlib import Path
+from typing import Any
 
+import pytest
 from aiokafka.errors import KafkaConnectionError
-from aiokafka.structs import RecordMetadata
+from aiokafka.structs import RecordMetadata, TopicPartition
 
 from ingest import codec
-from ingest.events import EventEnvelope, MetricsLogged
+from ingest.events import (
+    EventEnvelope,
+    MetricsLogged,
+    ParamsLogged,
+    RunCreated,
+    RunEnded,
+    RunStatus,
+    TagsSet,
+)
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings
 from producers import ProducerMetrics, ProducerSettings
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.router import EventRouter
+from producers.spool.directory import EventSpool
 
 
 class ControlledPublisher:
@@ -23,12 +36,14 @@ class ControlledPublisher:
     def __init__(self) -> None:
         self.started = True
         self.futures: list[asyncio.Future[RecordMetadata]] = []
+        self.values: list[bytes] = []
 
     async def publish(
         self, event: EventEnvelope, value: bytes | None = None
     ) -> asyncio.Future[RecordMetadata]:
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
+        self.values.append(value if value is not None else codec.encode(event))
         return future
 
     async def abort(self, within_s: float) -> None:
@@ -42,12 +57,10 @@ async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1", topic="t.events"),
         spool_dir=tmp_path / "spool",
     )
-    buffer = EventBuffer(max_items=100, full_wait_s=0)
+    buffer = EventBuffer(max_bytes=10**6)
     metrics = ProducerMetrics()
-    router = EventRouter(settings, buffer, metrics)
     publisher = ControlledPublisher()
-    router.publisher = publisher  # type: ignore[assignment]
-    router._ready = True
+    router = EventRouter(settings, buffer, metrics, publisher)  # type: ignore[arg-type]
     run = RunIdentity("acme-corp", new_run_id(), "exp")
 
     buffer.add_metrics(run, 282, 1_000, [("loss", 0.5)])
@@ -70,3 +83,155 @@ async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
         > 0
     )
     router.spool.close()
+
+
+def acked(future: asyncio.Future[RecordMetadata], offset: int) -> None:
+    partition = TopicPartition("t.events", 0)
+    future.set_result(RecordMetadata("t.events", 0, partition, offset, None, -1, None))
+
+
+def overload_router(
+    tmp_path: Path, open_spool: Any = None, metrics: ProducerMetrics | None = None
+) -> tuple[EventRouter, EventBuffer, ControlledPublisher]:
+    """A router whose memory holds a few 1000-point records in flight and in the backlog
+    (a quarter each of 1 MiB) and whose Kafka acknowledges only when the test says."""
+    settings = ProducerSettings(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1", topic="t.events"),
+        spool_dir=tmp_path / "spool",
+        spool_fsync=False,
+        memory_bytes=1024 * 1024,
+    )
+    buffer = EventBuffer(max_bytes=10**8)  # not its subject: the sender is never starved here
+    publisher = ControlledPublisher()
+    router = EventRouter(settings, buffer, metrics, publisher, open_spool)  # type: ignore[arg-type]
+    return router, buffer, publisher
+
+
+def log_records(buffer: EventBuffer, run: RunIdentity, first: int, count: int) -> None:
+    """``count`` calls of 1000 points each (one record each), steps from ``first``."""
+    for step in range(first, first + count):
+        buffer.add_metrics(
+            run, step, 1_000 + step, [(f"m{i}", step + i / 1000) for i in range(1000)]
+        )
+
+
+def steps_of(values: list[bytes]) -> list[int]:
+    """The first step of each metrics record in ``values``."""
+    return [
+        event.metrics[0].step
+        for event in map(codec.decode, values)
+        if isinstance(event, MetricsLogged)
+    ]
+
+
+async def test_when_kafka_lags_the_oldest_events_spill_to_the_spool_and_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    """Memory full: the records in flight are copied to the spool's head, then the
+    backlog follows; nothing newer overtakes them, and copies of records Kafka then
+    acknowledged are not sent twice."""
+    router, buffer, publisher = overload_router(tmp_path)
+    run = RunIdentity("acme-corp", new_run_id(), "exp")
+    log_records(buffer, run, 0, 3)
+    await router.step()
+    in_flight = len(publisher.futures)
+    assert 1 <= in_flight <= 3, "a quarter of 1 MiB holds about three 1000-point records"
+    log_records(buffer, run, 3, 10)
+    await router.step()  # the backlog outgrows its quarter: everything pending spills
+
+    assert router.spool is not None
+    assert router.spool.events == 13, "the records in flight are copied, then all the rest"
+    assert len(publisher.futures) == in_flight, "nothing newer is sent past what is in flight"
+    assert router.in_flight_bytes + router.backlog.size_bytes <= 512 * 1024
+
+    for offset, future in enumerate(publisher.futures):
+        acked(future, offset)
+    await asyncio.sleep(0)
+    sent_before = len(publisher.futures)
+    while router.spool.events:
+        await router.step()
+        for offset, future in enumerate(publisher.futures[sent_before:], start=100):
+            if not future.done():
+                acked(future, offset)
+        await asyncio.sleep(0)
+    sent = publisher.values[sent_before:]
+    assert steps_of(sent) == list(range(in_flight, 13)), "in order, copies not sent again"
+    router.spool.close()
+
+
+async def test_a_record_in_flight_that_kafka_fails_after_a_spill_is_sent_before_newer_ones(
+    tmp_path: Path,
+) -> None:
+    router, buffer, publisher = overload_router(tmp_path)
+    run = RunIdentity("acme-corp", new_run_id(), "exp")
+    log_records(buffer, run, 0, 3)
+    await router.step()
+    in_flight = len(publisher.futures)
+    log_records(buffer, run, 3, 10)
+    await router.step()  # spilled behind copies of what is in flight
+    publisher.futures[0].set_exception(KafkaConnectionError())
+    await asyncio.sleep(0)
+    await router.step()  # the outage: unacked records are in the spool already
+    assert router.spool is not None
+    assert router.spool.events == 13, "the failed records are not spooled a second time"
+    publisher.started = True  # Kafka is back
+    sent_before = len(publisher.futures)
+    while router.spool.events:
+        await router.step()
+        for offset, future in enumerate(publisher.futures[sent_before:], start=100):
+            if not future.done():
+                acked(future, offset)
+        await asyncio.sleep(0)
+    assert steps_of(publisher.values[sent_before:]) == list(range(13))
+    assert in_flight >= 1
+    router.spool.close()
+
+
+async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_run_events(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spool's writes fail with ENOSPC and Kafka is slow: the oldest metric records
+    held in memory are dropped and counted; run creation, params, tags and the end stay,
+    and memory stays within its share."""
+
+    def full_disk(path: Path, data: bytes, mode: str, fsync: bool) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open_spool(settings: ProducerSettings) -> EventSpool:
+        return EventSpool.create(
+            settings.spool_dir, settings.spool_max_bytes, 0, False, {}, write=full_disk
+        )
+
+    metrics = ProducerMetrics()
+    router, buffer, publisher = overload_router(tmp_path, open_spool, metrics)
+    run = RunIdentity("acme-corp", new_run_id(), "exp")
+    envelope = {"tenant_id": run.tenant_id, "run_id": run.run_id, "experiment_name": "exp"}
+    buffer.add_event(RunCreated(**envelope, start_time=1))
+    buffer.add_event(ParamsLogged(**envelope, params={"lr": "0.1"}))
+    log_records(buffer, run, 0, 10)
+    buffer.add_event(TagsSet(**envelope, tags={"phase": "a"}))
+    log_records(buffer, run, 10, 10)
+    buffer.add_event(RunEnded(**envelope, status=RunStatus.FINISHED, end_time=2))
+    with caplog.at_level(logging.WARNING):
+        await router.step()
+
+    assert "could not write the spool" in caplog.text
+    assert "dropped the oldest metric points" in caplog.text
+    kept = publisher.values + [item.entry.value for item in router.backlog]  # sent, then held
+    events = [codec.decode(value) for value in kept]
+    assert [e.kind for e in events if not isinstance(e, MetricsLogged)] == [
+        "run.created",
+        "params.logged",
+        "tags.set",
+        "run.ended",
+    ]
+    kept_steps = [e.metrics[0].step for e in events if isinstance(e, MetricsLogged)]
+    assert kept_steps == list(range(20 - len(kept_steps), 20)), "the newest points stay"
+    assert router.backlog.dropped_points == 1000 * (20 - len(kept_steps)) > 0
+    registry = metrics.registry
+    dropped = registry.get_sample_value("matih_ingest_producer_dropped_points_total")
+    assert dropped == router.backlog.dropped_points
+    assert registry.get_sample_value("matih_ingest_producer_memory_bytes") == (
+        router.backlog.size_bytes + router.in_flight_bytes
+    )
+    assert router.backlog.size_bytes <= router.backlog.max_bytes + 16 * 1024

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from ingest import codec
 from ingest.errors import InvalidEventError
 from ingest.events import MetricsLogged, ParamsLogged, RunEnded, RunStatus, TagsSet
 from ingest.ids import new_run_id
@@ -28,7 +29,7 @@ class FakeTracker:
 
 @pytest.fixture
 def buffer() -> EventBuffer:
-    return EventBuffer(max_items=10_000, full_wait_s=0)
+    return EventBuffer(max_bytes=10**9)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def run(tracker: FakeTracker, buffer: EventBuffer, tmp_path: Path) -> ActiveRun:
 
 
 def events(buffer: EventBuffer) -> list[Any]:
-    return pack(buffer.drain())
+    return [codec.decode(outgoing.entry.value) for outgoing in pack(buffer.drain())]
 
 
 def test_the_spec_example_logs_three_metrics_per_epoch(run: ActiveRun, buffer: EventBuffer) -> None:
