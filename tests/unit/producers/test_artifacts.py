@@ -47,7 +47,7 @@ def claim_checks(buffer: EventBuffer) -> dict[str, tuple[int, str]]:
 
 @pytest.fixture
 def buffer() -> EventBuffer:
-    return EventBuffer(max_items=10_000, full_wait_s=0)
+    return EventBuffer(max_bytes=64 * 1024 * 1024)
 
 
 def test_a_file_is_stored_then_its_path_size_and_hash_published(
