@@ -179,7 +179,7 @@ class Replayer:
         """Decodes and filters one record, holds it for the sink; 1 if held."""
         source = RecordRef(record.topic, record.partition, record.offset)
         try:
-            event = decode_record(record)
+            event = decode_record(record, self._settings)
         except InvalidEventError as exc:
             if self._tenant is None and self._run is None:
                 summary.dead_letters.append(Rejection(str(exc), None, source))

@@ -18,13 +18,19 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
 from ingest.errors import KafkaUnavailableError
-from ingest.kafka.clients import kafka_admin, start, stop
+from ingest.kafka.clients import kafka_admin, kafka_producer, start, stop
 from ingest.kafka.errors import bounded
 from ingest.replication import topic_layout
 from ingest.settings import KafkaSettings
-from ingest.topics import dead_letter_topic, events_topic
+from ingest.topics import dead_letter_topic, events_topic, publish_topic
 
-__all__ = ["admin_client", "ensure_topics", "existing_partitions", "topic_partitions"]
+__all__ = [
+    "admin_client",
+    "check_write_access",
+    "ensure_topics",
+    "existing_partitions",
+    "topic_partitions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +128,22 @@ async def existing_partitions(
         if t["topic"] in wanted and not t["error_code"]
         for p in t["partitions"]
     }
+
+
+async def check_write_access(settings: KafkaSettings, tenant_id: str) -> None:
+    """Checks, before a trainer logs anything, that the brokers take this client's
+    credential and let its principal see the topic it would write the tenant's events to.
+
+    Raises:
+        KafkaAccessDeniedError: the credential is refused, or no ACL gives the
+            principal that topic (another tenant's, or a tenant never added).
+        KafkaUnavailableError: Kafka did not answer (nothing is known yet).
+    """
+    topic = publish_topic(settings, tenant_id)
+    producer = await start(kafka_producer(settings), settings)
+    try:
+        await bounded(
+            producer.partitions_for(topic), settings, f"writing tenant {tenant_id!r}'s events"
+        )
+    finally:
+        await stop(producer, settings.request_timeout_s)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from aiokafka.structs import RecordMetadata
 
 from ingest import codec
-from ingest.errors import InvalidEventError, KafkaUnavailableError
+from ingest.errors import InvalidEventError, KafkaAccessDeniedError, KafkaUnavailableError
 from ingest.events import EventEnvelope, MetricsLogged
 from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
@@ -139,6 +139,13 @@ class EventRouter:
             except PublishError as exc:
                 await self._outage(str(exc))
                 return
+            except KafkaAccessDeniedError as exc:
+                # Refused for good (a right taken away mid-run): spooling it would hold
+                # it forever; the trainer was told at start_run when it was refused then.
+                self.backlog.popleft()
+                self.rejected += 1
+                logger.error("dropped a %s event: %s", getattr(item.event, "kind", "?"), exc)
+                continue
             self.backlog.popleft()
             self._direct[future] = (item, time.monotonic())
             future.add_done_callback(functools.partial(self._settle_direct, self._generation, item))
