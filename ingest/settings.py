@@ -112,6 +112,12 @@ class KafkaSettings(BaseSettings):
         " SASL_SSL); unset: the system's trusted CAs.",
     )
 
+    tools_classpath: str = Field(
+        default=".cache/kafka/libs/*",
+        description="Kafka's own jars (java classpath), for the admin calls aiokafka's admin"
+        " client lacks: SCRAM credentials, ACLs, client quotas (``matih-ingest tenants``).",
+    )
+
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:
         if self.sasl and (not self.username or self.password is None):

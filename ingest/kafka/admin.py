@@ -49,9 +49,10 @@ async def admin_client(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminCl
         await stop(admin, settings.request_timeout_s)
 
 
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Creates the events and dead-letter topics if they do not exist yet, replicated as
-    the cluster's size and the settings say (``ingest.replication``).
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str] = ()) -> None:
+    """Creates ``topics`` (by default the events and dead-letter topics) if they do not
+    exist yet, replicated as the cluster's size and the settings say
+    (``ingest.replication``).
 
     A broker that just died stays in the cluster's metadata until the controller fences
     it (seconds), and a call sent to it fails at once: such failures are tried again,
@@ -61,10 +62,11 @@ async def ensure_topics(settings: KafkaSettings) -> None:
         KafkaUnavailableError: the cluster did not answer in that time.
         ConfigurationError: the replication asked for cannot work on this cluster.
     """
+    names = list(topics) or [events_topic(settings), dead_letter_topic(settings)]
     deadline = time.monotonic() + 3 * settings.request_timeout_s
     while True:
         try:
-            await _ensure_topics_once(settings)
+            await _ensure_topics_once(settings, names)
             return
         except KafkaUnavailableError as exc:
             if time.monotonic() >= deadline:
@@ -73,7 +75,7 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             await asyncio.sleep(0.5)
 
 
-async def _ensure_topics_once(settings: KafkaSettings) -> None:
+async def _ensure_topics_once(settings: KafkaSettings, names: list[str]) -> None:
     async with admin_client(settings) as admin:
         cluster = await bounded(admin.describe_cluster(), settings, "describing the cluster")
         layout = topic_layout(settings, len(cluster["brokers"]))
@@ -85,7 +87,7 @@ async def _ensure_topics_once(settings: KafkaSettings) -> None:
                 layout.replication_factor,
                 topic_configs=layout.configs(),
             )
-            for name in (events_topic(settings), dead_letter_topic(settings))
+            for name in names
             if name not in existing
         ]
         if wanted:

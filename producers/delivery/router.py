@@ -327,6 +327,15 @@ class EventRouter:
             self._next_connect = time.monotonic() + reconnect_delay(self._attempts)
             self._attempts += 1
             return
+        except KafkaAccessDeniedError as exc:
+            # Never spooled: the tracker refused the run already (``start_run``); what
+            # waits in memory is bounded by the buffer, and a fixed credential may come.
+            await self.publisher.abort(0.5)
+            if self._attempts == 0:
+                logger.error("%s", exc)
+            self._next_connect = time.monotonic() + reconnect_delay(self._attempts)
+            self._attempts += 1
+            return
         self._ready = True
         self._unreachable = False
         if self._attempts:

@@ -25,6 +25,7 @@ from consumers import ConsumerSettings
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings
 from tests.integration.outage import OutageBroker
+from tests.integration.secure import SecureBroker
 from tests.integration.support import POSTGRES_SCRIPT, WorkerThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,3 +177,14 @@ def outage_broker() -> Iterator[OutageBroker]:
         yield broker
     finally:
         broker.remove()
+
+
+@pytest.fixture(scope="session")
+def secure_broker() -> Iterator[SecureBroker]:
+    """A broker in secure mode (SASL_SSL, SCRAM, ACLs enforced), fresh, for the session."""
+    broker = SecureBroker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
