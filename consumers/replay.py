@@ -31,11 +31,11 @@ from ingest.kafka import (
     KafkaRecord,
     OffsetRange,
     bounded,
+    events_partitions,
     kafka_consumer,
     read_ranges,
     start,
     stop,
-    topic_partitions,
 )
 from ingest.settings import KafkaSettings
 from ingest.topics import events_topic
@@ -133,7 +133,8 @@ class Replayer:
         await stop(self._consumer, self._settings.request_timeout_s)
 
     async def plan(self, start: ReplayBound, stop: ReplayBound | None = None) -> ReplayPlan:
-        """Resolves the bounds to offsets on every partition of the events topic.
+        """Resolves the bounds to offsets on every partition of the events topics (the
+        shared one and every tenant's).
 
         Raises:
             KafkaUnavailableError: Kafka did not answer.
@@ -198,7 +199,7 @@ class Replayer:
             summary.dead_letters.extend(await self._sink.flush())
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
-        found = await topic_partitions(self._settings, topic)
+        found = await events_partitions(self._settings)
         if not found:
             raise InvalidEventError(
                 f"topic {topic!r} does not exist at {self._settings.bootstrap_servers}"

@@ -6,6 +6,7 @@ from ingest.kafka.admin import (
     admin_client,
     check_write_access,
     ensure_topics,
+    events_partitions,
     existing_partitions,
     topic_partitions,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "bounded",
     "check_write_access",
     "ensure_topics",
+    "events_partitions",
     "existing_partitions",
     "kafka_admin",
     "kafka_consumer",

@@ -22,12 +22,13 @@ from ingest.kafka.clients import kafka_admin, kafka_producer, start, stop
 from ingest.kafka.errors import bounded
 from ingest.replication import topic_layout
 from ingest.settings import KafkaSettings
-from ingest.topics import dead_letter_topic, events_topic, publish_topic
+from ingest.topics import dead_letter_topic, events_topic, is_events_topic, publish_topic
 
 __all__ = [
     "admin_client",
     "check_write_access",
     "ensure_topics",
+    "events_partitions",
     "existing_partitions",
     "topic_partitions",
 ]
@@ -113,7 +114,8 @@ async def topic_partitions(settings: KafkaSettings, topic: str) -> list[TopicPar
 async def existing_partitions(
     admin: AIOKafkaAdminClient, settings: KafkaSettings, topics: Iterable[str]
 ) -> set[TopicPartition]:
-    """Every partition of those of ``topics`` that exist; a missing topic has none.
+    """Every partition of those of ``topics`` that exist; a missing topic has none. The
+    events topic among ``topics`` stands for every tenant topic too.
 
     Raises:
         KafkaUnavailableError: Kafka did not answer within the request timeout.
@@ -124,12 +126,25 @@ async def existing_partitions(
     # All topics' metadata, not the named ones': a metadata request that names a
     # topic asks the broker to create it, and looking must never create anything.
     described = await bounded(admin.describe_topics(), settings, "describing topics")
+    tenants = events_topic(settings) in wanted
     return {
         TopicPartition(t["topic"], p["partition"])
         for t in described
-        if t["topic"] in wanted and not t["error_code"]
+        if (t["topic"] in wanted or (tenants and is_events_topic(settings, t["topic"])))
+        and not t["error_code"]
         for p in t["partitions"]
     }
+
+
+async def events_partitions(settings: KafkaSettings) -> list[TopicPartition]:
+    """Every partition of the shared events topic and of every tenant topic, in order.
+
+    Raises:
+        KafkaUnavailableError: Kafka did not answer within the request timeout.
+    """
+    async with admin_client(settings) as admin:
+        found = await existing_partitions(admin, settings, [events_topic(settings)])
+    return sorted(found)
 
 
 async def check_write_access(settings: KafkaSettings, tenant_id: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
-from consumers import ConsumerSettings
+from consumers import ConsumerSettings, LagMonitor, MlflowSink
+from consumers.replay import Replayer
 from ingest import codec
 from ingest.errors import KafkaAccessDeniedError
 from ingest.events import MetricPoint, MetricsLogged, ParamsLogged, RunCreated
@@ -32,7 +34,7 @@ from ingest.kafka import (
 )
 from ingest.kafka.tenants import TenantAdmin, new_password
 from ingest.settings import KafkaSettings, MlflowSettings
-from ingest.topics import dead_letter_topic, events_topic, tenant_topic
+from ingest.topics import dead_letter_topic, events_topic, tenant_of_topic, tenant_topic
 from ingest.tracking.consistency import Position, wait_committed
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.secure import SecureBroker, as_principal
@@ -363,3 +365,35 @@ async def test_a_flooding_tenant_is_throttled_while_another_stays_fresh(
     assert not done, "the flood was not throttled"
     flood.cancel()
     assert fresh < 5
+
+
+async def test_lag_and_replay_follow_the_tenant_topics(
+    cluster: Cluster, worker: WorkerThread, tmp_path: Path, mlflow_template: Path
+) -> None:
+    """Lag counts every tenant topic and names each record's tenant by its topic (the
+    forged record keyed acme-corp in globex's topic is globex's); a replay reads every
+    tenant topic, so a store rebuilt from them holds globex's runs as the workers wrote
+    them."""
+    run_id = await asyncio.to_thread(finished_run, cluster, tmp_path, GLOBEX, {"lr": "0.2"})
+    async with LagMonitor(cluster.admin) as monitor:
+        lag = await monitor.sample("nobody-reads", [events_topic(cluster.admin)])
+    ends: dict[str, int] = {}
+    for partition in lag.partitions:
+        tenant = tenant_of_topic(cluster.admin, partition.topic)
+        if tenant is not None:
+            ends[tenant] = ends.get(tenant, 0) + partition.log_end
+    assert {t.tenant: t.lag for t in lag.tenants} == {t: n for t, n in ends.items() if n}
+
+    store = tmp_path / "rebuilt.db"
+    shutil.copy(mlflow_template, store)
+    rebuilt = MlflowSettings(tracking_uri=f"sqlite:///{store}", artifact_root=str(tmp_path))
+    async with Replayer(cluster.admin, MlflowSink(rebuilt), tenant=GLOBEX) as replayer:
+        await replayer.replay(await replayer.plan(0))
+    fields = ("status", "start_time", "end_time", "params", "history")
+
+    def runs(uri: str) -> dict[str, tuple[object, ...]]:
+        return {k: tuple(run[f] for f in fields) for k, run in snapshot(uri, GLOBEX).items()}
+
+    written = runs(cluster.mlflow.tracking_uri)
+    assert run_id in written
+    assert runs(rebuilt.tracking_uri) == written
