@@ -64,3 +64,25 @@ class SecureBroker:
 def as_principal(settings: KafkaSettings, username: str, password: str) -> KafkaSettings:
     """``settings`` under another SASL identity."""
     return settings.model_copy(update={"username": username, "password": SecretStr(password)})
+
+
+def security_fields(settings: KafkaSettings) -> dict[str, str]:
+    """The settings' security fields as plain strings (for a subprocess's spec or env);
+    empty for PLAINTEXT."""
+    if settings.security_protocol.value == "PLAINTEXT":
+        return {}
+    fields = {
+        "security_protocol": settings.security_protocol.value,
+        "sasl_mechanism": settings.sasl_mechanism.value,
+        "username": settings.username,
+        "password": settings.password.get_secret_value() if settings.password else None,
+        "ca_file": str(settings.ca_file) if settings.ca_file else None,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def kafka_env(settings: KafkaSettings) -> dict[str, str]:
+    """The ``MATIH_KAFKA_*`` variables that give a subprocess the settings' identity."""
+    return {
+        f"MATIH_KAFKA_{name.upper()}": value for name, value in security_fields(settings).items()
+    }

@@ -21,6 +21,7 @@ from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.outage import ROOT, OutageBroker, wait_for_run
+from tests.integration.secure import security_fields
 from tests.integration.support import WorkerThread, free_port
 from tests.integration.trainers import BASE_TS, KEYS, rank_main, value
 
@@ -247,6 +248,7 @@ def test_four_processes_logging_to_one_run_land_in_one_run_exactly(
     spec: dict[str, Any] = {
         "bootstrap": producer_settings.kafka.bootstrap_servers,
         "topic": producer_settings.kafka.topic,
+        "security": security_fields(producer_settings.kafka),
         "spool_dir": str(tmp_path / "spool"),
         "tenant": "acme-corp",
         "run_id": run_id,
