@@ -94,7 +94,7 @@ def list_(bootstrap_servers: BootstrapOption = None, topic: TopicOption = None) 
     table = Table("tenant", "topic", "principals", "quota (bytes/s)", title="tenants")
     for access in _run("list", collect()):
         rates = [
-            f"{access.byte_rates[p]:g}" if p in access.byte_rates else "-"
+            f"{access.byte_rates[p]:.0f}" if p in access.byte_rates else "-"
             for p in access.principals
         ]
         table.add_row(

@@ -108,15 +108,16 @@ class TenantAdmin:
         already in the topic is touched."""
         topic = tenant_topic(self._settings, tenant_id)
         await self._acl("--remove", principal, topic, "--force")
-        configs = ["SCRAM-SHA-512", "SCRAM-SHA-256", "producer_byte_rate"]
         described = await self._describe_user(principal)
-        present = [name for name in configs if name in described]
-        if present:
-            await self._tools.run(
-                CONFIG_TOOL,
-                *("--alter", "--entity-type", "users", "--entity-name", principal),
-                *("--delete-config", ",".join(present)),
-            )
+        # Kafka's tool alters a user's SCRAM credentials and its quotas in separate calls.
+        for configs in (["SCRAM-SHA-512", "SCRAM-SHA-256"], ["producer_byte_rate"]):
+            present = [name for name in configs if name in described]
+            if present:
+                await self._tools.run(
+                    CONFIG_TOOL,
+                    *("--alter", "--entity-type", "users", "--entity-name", principal),
+                    *("--delete-config", ",".join(present)),
+                )
 
     async def remove(self, tenant_id: str, delete_topic: bool) -> list[str]:
         """Retires every principal of the tenant; deletes its topic (its retained,

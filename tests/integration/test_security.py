@@ -17,14 +17,17 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+from typer.testing import CliRunner
 
 from consumers import ConsumerSettings, LagMonitor, MlflowSink
 from consumers.replay import Replayer
 from ingest import codec
+from ingest.cli.main import app
 from ingest.errors import KafkaAccessDeniedError
 from ingest.events import MetricPoint, MetricsLogged, ParamsLogged, RunCreated
 from ingest.ids import new_run_id
 from ingest.kafka import (
+    check_write_access,
     kafka_consumer,
     kafka_producer,
     read_ranges,
@@ -37,7 +40,7 @@ from ingest.settings import KafkaSettings, MlflowSettings
 from ingest.topics import dead_letter_topic, events_topic, tenant_of_topic, tenant_topic
 from ingest.tracking.consistency import Position, wait_committed
 from producers import ExperimentTracker, ProducerSettings, RunConfig
-from tests.integration.secure import SecureBroker, as_principal
+from tests.integration.secure import SecureBroker, as_principal, kafka_env
 from tests.integration.support import WorkerThread, metric_rows, snapshot
 
 pytestmark = pytest.mark.integration
@@ -397,3 +400,53 @@ async def test_lag_and_replay_follow_the_tenant_topics(
     written = runs(cluster.mlflow.tracking_uri)
     assert run_id in written
     assert runs(rebuilt.tracking_uri) == written
+
+
+def test_the_tenants_command_adds_lists_rotates_and_removes(cluster: Cluster) -> None:
+    """The operator's way: `tenants add` prints the trainer's settings once (a password
+    that works), `list` shows the principals and quota, `rotate` adds a principal beside
+    the old one, `remove` retires both and says what becomes of the topic and runs."""
+    env = kafka_env(cluster.admin)
+    options = [
+        "--bootstrap-servers",
+        cluster.admin.bootstrap_servers,
+        "--topic",
+        cluster.admin.topic,
+    ]
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["tenants", "add", "umbrella", "--byte-rate", "1048576", *options], env=env
+    )
+    assert added.exit_code == 0, added.output
+    printed = dict(
+        line.split("=", 1) for line in added.output.splitlines() if line.startswith("MATIH_KAFKA_")
+    )
+    assert printed["MATIH_KAFKA_USERNAME"] == "umbrella"
+    assert printed["MATIH_KAFKA_TENANT_TOPICS"] == "true"
+    asyncio.run(
+        check_write_access(
+            cluster.principal("umbrella", printed["MATIH_KAFKA_PASSWORD"]), "umbrella"
+        )
+    )
+
+    listed = runner.invoke(app, ["tenants", "list", *options], env={**env, "COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    (row,) = [line for line in listed.output.splitlines() if "umbrella" in line]
+    assert "1048576" in row
+
+    rotated = runner.invoke(
+        app, ["tenants", "rotate", "umbrella", "--principal", "umbrella.2", *options], env=env
+    )
+    assert rotated.exit_code == 0, rotated.output
+    assert "umbrella.2 added beside umbrella" in rotated.output
+    assert asyncio.run(TenantAdmin(cluster.admin).access("umbrella")).byte_rates == {
+        "umbrella": 1048576.0,
+        "umbrella.2": 1048576.0,
+    }
+
+    removed = runner.invoke(app, ["tenants", "remove", "umbrella", *options], env=env)
+    assert removed.exit_code == 0, removed.output
+    assert "retired umbrella, umbrella.2" in removed.output
+    assert "its runs in MLflow are untouched" in removed.output
+    assert asyncio.run(TenantAdmin(cluster.admin).access("umbrella")).principals == []
+    assert printed["MATIH_KAFKA_PASSWORD"] not in listed.output + rotated.output + removed.output
