@@ -20,6 +20,7 @@ from aiokafka.helpers import create_ssl_context
 from ingest.errors import ConfigurationError, KafkaUnavailableError
 from ingest.kafka.compat import probe_connection
 from ingest.kafka.errors import KAFKA_FAILURES, bounded
+from ingest.kafka.logs import keep_credentials_out_of_logs
 from ingest.settings import KafkaSettings, SecurityProtocol
 
 __all__ = [
@@ -55,6 +56,7 @@ def security_options(settings: KafkaSettings) -> dict[str, Any]:
         options["ssl_context"] = create_ssl_context(cafile=cafile)
     if settings.sasl:
         assert settings.password is not None  # the settings refuse SASL without one
+        keep_credentials_out_of_logs()
         options["sasl_mechanism"] = settings.sasl_mechanism.value
         options["sasl_plain_username"] = settings.username
         options["sasl_plain_password"] = settings.password.get_secret_value()

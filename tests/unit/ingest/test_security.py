@@ -3,6 +3,8 @@ named with the principal and the refused operation."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from aiokafka.errors import SaslAuthenticationFailed, TopicAuthorizationFailedError
 from pydantic import ValidationError
@@ -107,3 +109,18 @@ def test_tenant_topics_are_named_once_and_matched_exactly() -> None:
         "other.matih.runs.events": False,
     }
     assert {topic: is_events_topic(settings, topic) for topic in matched} == matched
+
+
+def test_a_sasl_client_keeps_its_handshake_out_of_debug_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiokafka logs each request at DEBUG; with PLAIN the SASL request holds the password
+    in clear. Building a SASL client's options installs the filter that drops it."""
+    caplog.set_level(logging.DEBUG, logger="aiokafka.conn")
+    security_options(secure(sasl_mechanism="PLAIN"))
+    connection = logging.getLogger("aiokafka.conn")
+    request = f"SaslAuthenticateRequest_v1(auth_bytes=b'\\x00acme-corp\\x00{SECRET}')"
+    connection.debug("Request to %s:%d %d: %s", "127.0.0.1", 9092, 4, request)
+    connection.debug("Request to %s:%d %d: %s", "127.0.0.1", 9092, 5, "MetadataRequest_v1()")
+    assert SECRET not in caplog.text
+    assert "MetadataRequest_v1()" in caplog.text
