@@ -21,7 +21,7 @@ from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from tests.integration.outage import ROOT, OutageBroker, wait_for_run
-from tests.integration.secure import security_fields
+from tests.integration.secure import kafka_env, security_fields
 from tests.integration.support import WorkerThread, free_port
 from tests.integration.trainers import BASE_TS, KEYS, rank_main, value
 
@@ -210,7 +210,7 @@ def test_a_trainer_whose_broker_never_returns_exits_in_time_and_spool_flush_deli
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, **kafka_env(kafka_settings)},
         timeout=120,
         check=False,
     )
