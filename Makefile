@@ -50,6 +50,15 @@ kafka-start: kafka-fetch ## Start the local Kafka broker (KRaft, 127.0.0.1:9092)
 kafka-stop: ## Stop the local Kafka broker
 	deploy/kafka/kafka.sh stop
 
+.PHONY: kafka-secure-start
+kafka-secure-start: kafka-fetch ## Start the local broker in secure mode (SASL_SSL, SCRAM, ACLs; 127.0.0.1:9092)
+	KAFKA_SECURE=1 deploy/kafka/kafka.sh start
+	@echo "admin settings: deploy/kafka/kafka.sh admin-env (with KAFKA_SECURE=1)"
+
+.PHONY: kafka-secure-stop
+kafka-secure-stop: ## Stop the local broker in secure mode
+	KAFKA_SECURE=1 deploy/kafka/kafka.sh stop
+
 .PHONY: kafka-cluster-start
 kafka-cluster-start: kafka-fetch ## Start a local 3-node Kafka cluster (RF 3, min ISR 2; 127.0.0.1:9192,9194,9196)
 	deploy/kafka/kafka.sh cluster-start
@@ -65,6 +74,10 @@ run: install kafka-fetch ## Start broker, worker and MLflow UI, then run the dem
 .PHONY: test
 test: install kafka-fetch crd-models ## Run the whole suite (starts its own broker on a test port)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-secure
+test-secure: install kafka-fetch ## Run the integration suite against a broker in secure mode
+	MATIH_TEST_KAFKA_SECURE=1 $(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: install crd-models ## Run the unit tests only (no broker)

@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from consumers.dead_letters import DeadLetterQueue
 from consumers.exporter import attach_metrics
@@ -19,8 +20,9 @@ from consumers.health import WorkerHealth
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.telemetry import WorkerTelemetry
-from ingest.kafka import ensure_topics
-from ingest.topics import events_topic
+from ingest.kafka import ensure_topics, security_options
+from ingest.settings import KafkaSettings, SaslMechanism
+from ingest.topics import events_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,11 @@ logger = logging.getLogger(__name__)
 def build_worker(
     settings: ConsumerSettings, sink: BaseSink, telemetry: WorkerTelemetry | None = None
 ) -> FastStream:
-    """The worker app: reads the events topic in batches and writes them through ``sink``.
+    """The worker app: reads the events topics in batches and writes them through ``sink``.
+
+    It subscribes by pattern to the shared events topic and every tenant topic
+    (``ingest.topics.events_pattern``); a tenant topic created later is joined within
+    ``settings.topic_refresh_ms``.
 
     Topics are created on start-up if missing. Offsets are committed only after a
     batch was written and its poison records were dead-lettered. ``telemetry`` (a new
@@ -39,7 +45,11 @@ def build_worker(
     # FastStream logs each batch received and processed; at DEBUG, so a worker's log
     # says what matters (failures, rejections, start and stop), not every batch.
     broker = KafkaBroker(
-        settings.kafka.servers, client_id=settings.client_id, log_level=logging.DEBUG
+        settings.kafka.servers,
+        client_id=settings.client_id,
+        log_level=logging.DEBUG,
+        security=worker_security(settings.kafka),
+        metadata_max_age_ms=settings.topic_refresh_ms,
     )
     dead_letters = DeadLetterQueue(settings.kafka)
     telemetry = telemetry or WorkerTelemetry()
@@ -47,7 +57,7 @@ def build_worker(
     health = WorkerHealth(settings.mlflow)
 
     @broker.subscriber(
-        events_topic(settings.kafka),
+        pattern=events_pattern(settings.kafka),
         group_id=settings.kafka.consumer_group,
         group_instance_id=settings.group_instance_id,
         batch=True,
@@ -82,6 +92,31 @@ def build_worker(
         logger.info("worker stopped: %s", telemetry.summary(time.process_time()))
 
     return app
+
+
+_SASL = {
+    SaslMechanism.SCRAM_SHA_512: SASLScram512,
+    SaslMechanism.SCRAM_SHA_256: SASLScram256,
+    SaslMechanism.PLAIN: SASLPlaintext,
+}
+
+
+def worker_security(kafka: KafkaSettings) -> BaseSecurity | None:
+    """FastStream's form of the settings' protocol, identity and CA (the same
+    connection options as every other client's: ``ingest.kafka.security_options``)."""
+    if not kafka.sasl and not kafka.tls:
+        return None
+    ssl_context = security_options(kafka).get("ssl_context")
+    if not kafka.sasl:
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
+    assert kafka.username is not None  # the settings refuse SASL without both
+    assert kafka.password is not None
+    return _SASL[kafka.sasl_mechanism](
+        kafka.username,
+        kafka.password.get_secret_value(),
+        ssl_context=ssl_context,
+        use_ssl=kafka.tls,
+    )
 
 
 async def _undecoded(message: StreamMessage[Any]) -> Any:

@@ -24,7 +24,14 @@ from ingest.events import (
     TagsSet,
 )
 from ingest.ids import run_id_time_ms
-from ingest.layout import DESCRIPTION_TAG, RUN_NAME_TAG, USER_TAG, artifact_tag
+from ingest.layout import (
+    DESCRIPTION_TAG,
+    RUN_ID_TAG,
+    RUN_NAME_TAG,
+    TENANT_TAG,
+    USER_TAG,
+    artifact_tag,
+)
 from ingest.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
@@ -108,12 +115,17 @@ class RunWrites:
     def run_tags(self) -> dict[str, str]:
         """The tags to write: the creation's (name, user, description, own tags) under the
         batch's own, so that a run created by its metrics gets them when its creation
-        arrives, and a redelivered creation writes the same values again."""
-        if self.created is None:
-            return dict(self.tags)
-        tags = {**creation_tags(self.created), **self.tags}
-        if self.created.run_name is not None:
-            tags[RUN_NAME_TAG] = self.created.run_name
+        arrives, and a redelivered creation writes the same values again; then the
+        worker's mapping tags (producer run id, tenant)."""
+        tags = dict(self.tags)
+        if self.created is not None:
+            tags = {**creation_tags(self.created), **tags}
+            if self.created.run_name is not None:
+                tags[RUN_NAME_TAG] = self.created.run_name
+        if tags:
+            # The worker's own mapping tags last: no producer's tag can take their place
+            # (the contract refuses ``matih.`` keys; this holds should one get through).
+            tags |= {RUN_ID_TAG: self.run_id, TENANT_TAG: self.tenant_id}
         return tags
 
     def chunks(

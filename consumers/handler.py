@@ -117,7 +117,7 @@ class BatchHandler:
         began = time.thread_time()
         for source, record in chunk.by_source.items():
             try:
-                event = decode_record(record, self._settings.max_record_bytes)
+                event = decode_record(record, self._settings.kafka, self._settings.max_record_bytes)
             except InvalidEventError as exc:
                 chunk.rejections.append(Rejection(str(exc), None, source))
                 continue

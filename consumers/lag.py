@@ -47,7 +47,7 @@ from ingest.kafka import (
 )
 from ingest.kafka.compat import group_owners
 from ingest.settings import KafkaSettings
-from ingest.topics import tenant_of_key
+from ingest.topics import tenant_of_key, tenant_of_topic
 
 __all__ = ["GroupLag", "LagMonitor", "PartitionLag", "TenantLag"]
 
@@ -185,7 +185,8 @@ class LagMonitor:
         Args:
             group: the consumer group.
             topics: topics the group consumes, counted even where it has committed
-                nothing and holds nothing (the events topic, for the workers' group).
+                nothing and holds nothing (the events topic, for the workers' group:
+                with every tenant topic).
                 Topics it has committed to or holds are always counted.
 
         Raises:
@@ -255,7 +256,9 @@ class LagMonitor:
             oldest.setdefault(tp, records[0].timestamp)
             last[tp] = records[-1].offset
             for record in records:
-                tenant = tenant_of_key(record.key) or NO_KEY
+                # A tenant topic says whose its records are; the shared one, the key.
+                tenant = tenant_of_topic(self._settings, tp.topic) or tenant_of_key(record.key)
+                tenant = tenant or NO_KEY
                 counts[tenant] += 1
                 tenant_oldest[tenant] = min(
                     tenant_oldest.get(tenant, record.timestamp), record.timestamp

@@ -39,11 +39,11 @@ from ingest.kafka import (
     KafkaRecord,
     OffsetRange,
     bounded,
+    events_partitions,
     kafka_consumer,
     read_ranges,
     start,
     stop,
-    topic_partitions,
 )
 from ingest.settings import KafkaSettings
 from ingest.topics import events_topic
@@ -141,7 +141,8 @@ class Replayer:
         await stop(self._consumer, self._settings.request_timeout_s)
 
     async def plan(self, start: ReplayBound, stop: ReplayBound | None = None) -> ReplayPlan:
-        """Resolves the bounds to offsets on every partition of the events topic.
+        """Resolves the bounds to offsets on every partition of the events topics (the
+        shared one and every tenant's).
 
         Raises:
             KafkaUnavailableError: Kafka did not answer.
@@ -187,7 +188,7 @@ class Replayer:
         """Decodes and filters one record, holds it for the sink; 1 if held."""
         source = RecordRef(record.topic, record.partition, record.offset)
         try:
-            event = decode_record(record)
+            event = decode_record(record, self._settings)
         except InvalidEventError as exc:
             if self._tenant is None and self._run is None:
                 summary.dead_letters.append(Rejection(str(exc), None, source))
@@ -206,7 +207,7 @@ class Replayer:
             summary.dead_letters.extend(await self._sink.flush())
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
-        found = await topic_partitions(self._settings, topic)
+        found = await events_partitions(self._settings)
         if not found:
             raise InvalidEventError(
                 f"topic {topic!r} does not exist at {self._settings.bootstrap_servers}"

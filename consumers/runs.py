@@ -73,9 +73,9 @@ class RunRegistry:
         experiment = self._experiments.resolve(writes.tenant_id, experiment_name(writes))
         created = writes.created
         start_time = writes.start_time()
-        tags = {RUN_ID_TAG: writes.run_id, TENANT_TAG: writes.tenant_id}
-        if created is not None:
-            tags.update(creation_tags(created))
+        # The worker's own mapping tags last: no producer's tag can take their place.
+        tags = creation_tags(created) if created is not None else {}
+        tags.update({RUN_ID_TAG: writes.run_id, TENANT_TAG: writes.tenant_id})
         run = self._client.create_run(
             experiment.experiment_id,
             start_time=start_time,

@@ -45,6 +45,12 @@ class ConsumerSettings(BaseSettings):
         gt=0,
         description="Larger records are dead-lettered unread.",
     )
+    topic_refresh_ms: int = Field(
+        default=30_000,
+        gt=0,
+        description="How often a worker re-reads the cluster's topics: a new tenant's topic"
+        " is read within this time.",
+    )
     retry_backoff_s: float = Field(
         default=0.5, gt=0, description="First wait after a failed write."
     )

@@ -20,7 +20,7 @@ from consumers.settings import ConsumerSettings
 from consumers.sink.memory import ListSink
 from ingest.events import Event
 from ingest.settings import KafkaSettings
-from ingest.topics import dead_letter_topic, events_topic
+from ingest.topics import dead_letter_topic, events_topic, tenant_topic
 
 _VERSION = "1"
 _PUBLISH = "run-events:publish"
@@ -37,6 +37,15 @@ def asyncapi_document(settings: KafkaSettings) -> dict[str, Any]:
         title=_PUBLISH,
         description="Producers (SDK, REST gateway) publish run events, keyed by tenant"
         f" ({settings.key_strategy.value} strategy) so each run stays in order.",
+        schema=Event,
+    )
+    broker.publisher(
+        tenant_topic(settings, "{tenant_id}"),
+        title="run-events:publish-tenant",
+        description="With MATIH_KAFKA_TENANT_TOPICS, each tenant's producers publish to"
+        " the tenant's own topic, which only the tenant's principal (and the trusted"
+        " gateway) may write; a worker dead-letters an event whose tenant is not the"
+        " topic's.",
         schema=Event,
     )
     broker.publisher(

@@ -30,3 +30,11 @@ class ConfigurationError(IngestError):
     """The settings cannot work with the cluster or store they name (a replication factor
     larger than the cluster, a store that does not answer): fix the setting, do not retry.
     """
+
+
+class KafkaAccessDeniedError(IngestError):
+    """The brokers refused this client's credential, or an operation its principal has
+    no right to (an ACL missing, another tenant's topic). Trying again cannot help: the
+    message names the principal and the refused operation; fix the credential or the
+    ACLs.
+    """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -34,8 +34,30 @@ class WritePath(StrEnum):
     """Always through MLflow's store API (one ORM write per item)."""
 
 
+class SecurityProtocol(StrEnum):
+    """How a client talks to the brokers (Kafka's ``security.protocol``)."""
+
+    PLAINTEXT = "PLAINTEXT"
+    """No encryption, no identity: local development only."""
+    SSL = "SSL"
+    """TLS, no SASL identity."""
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    """A SASL identity without encryption (a password travels hashed with SCRAM)."""
+    SASL_SSL = "SASL_SSL"
+    """A SASL identity over TLS: production."""
+
+
+class SaslMechanism(StrEnum):
+    """How a SASL client proves its identity."""
+
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    PLAIN = "PLAIN"
+
+
 class KafkaSettings(BaseSettings):
-    """Where the events topic is and how it is laid out (env prefix ``MATIH_KAFKA_``)."""
+    """Where the events topic is, how it is laid out, and who this client is to the
+    brokers (env prefix ``MATIH_KAFKA_``)."""
 
     model_config = SettingsConfigDict(env_prefix="MATIH_KAFKA_", frozen=True, extra="ignore")
 
@@ -65,6 +87,58 @@ class KafkaSettings(BaseSettings):
         default="matih-ingest-mlflow", description="The group of the workers that write MLflow."
     )
     request_timeout_s: float = Field(default=10.0, gt=0, description="Bound on each admin call.")
+    tenant_topics: bool = Field(
+        default=False,
+        description="Producers write each tenant's events to the tenant's own topic"
+        " (``<topic>.tenant.<tenant>``), where the broker's ACLs decide who may write;"
+        " workers read the shared topic and every tenant topic either way.",
+    )
+    security_protocol: SecurityProtocol = Field(
+        default=SecurityProtocol.PLAINTEXT,
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        default=SaslMechanism.SCRAM_SHA_512, description="The SASL mechanism of SASL_* protocols."
+    )
+    username: str | None = Field(
+        default=None, description="The SASL principal (a tenant's, a worker's, the gateway's)."
+    )
+    password: SecretStr | None = Field(
+        default=None, description="The SASL password; never logged or shown."
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the brokers' certificates (SSL and"
+        " SASL_SSL); unset: the system's trusted CAs.",
+    )
+
+    tools_classpath: str = Field(
+        default=".cache/kafka/libs/*",
+        description="Kafka's own jars (java classpath), for the admin calls aiokafka's admin"
+        " client lacks: SCRAM credentials, ACLs, client quotas (``matih-ingest tenants``).",
+    )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.sasl and (not self.username or self.password is None):
+            raise ValueError(
+                f"MATIH_KAFKA_USERNAME and MATIH_KAFKA_PASSWORD are required with"
+                f" MATIH_KAFKA_SECURITY_PROTOCOL={self.security_protocol.value}"
+            )
+        return self
+
+    @property
+    def sasl(self) -> bool:
+        """Whether the client authenticates with SASL."""
+        return self.security_protocol in (
+            SecurityProtocol.SASL_PLAINTEXT,
+            SecurityProtocol.SASL_SSL,
+        )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self.security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
 
     @property
     def servers(self) -> list[str]:

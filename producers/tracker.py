@@ -24,6 +24,7 @@ from ingest.codec import describe
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import RunCreated
 from ingest.ids import is_run_id, new_run_id, run_start_ms
+from ingest.kafka.admin import check_write_access
 from ingest.layout import experiment_artifact_location, run_artifact_uri
 from ingest.tracking.consistency import wait_committed
 from ingest.validation import (
@@ -95,6 +96,7 @@ class ExperimentTracker:
         self._sender: BackgroundSender | None = None
         self._lock = threading.Lock()
         self._run_tenants: dict[str, str] = {}
+        self._granted: set[str] = set()
         self._reader: RunReader | None = None
         self._artifacts = ArtifactUploader(self._buffer.add_event)
 
@@ -119,6 +121,9 @@ class ExperimentTracker:
 
         Raises:
             InvalidEventError: a field breaks a rule, or no tenant is known.
+            KafkaAccessDeniedError: with SASL, the brokers refuse the credential or
+                give its principal no right to the tenant's topic (never spooled: it
+                could never be delivered).
         """
         config = run_config or RunConfig()
         tenant_id = config.tenant_id or self._settings.tenant_id
@@ -142,6 +147,7 @@ class ExperimentTracker:
         except ValidationError as exc:
             raise InvalidEventError(describe(exc)) from None
         self._ensure_sender()
+        self._check_access(tenant_id)
         self._buffer.add_event(created)
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
@@ -168,6 +174,7 @@ class ExperimentTracker:
 
         Raises:
             InvalidEventError: no tenant is known, or ``run_id`` is not a run id.
+            KafkaAccessDeniedError: as for ``start_run``.
         """
         config = run_config or RunConfig()
         tenant_id = config.tenant_id or self._settings.tenant_id
@@ -179,6 +186,7 @@ class ExperimentTracker:
             raise InvalidEventError(f"run id {run_id!r} must be 32 lowercase hex digits")
         start_time = run_start_ms(run_id)
         self._ensure_sender()
+        self._check_access(tenant_id)
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
         return ActiveRun(
@@ -308,6 +316,23 @@ class ExperimentTracker:
                 self._sender = BackgroundSender(self._settings, self._buffer, self._metrics)
                 self._sender.start()
                 atexit.register(self.close)
+
+    def _check_access(self, tenant_id: str) -> None:
+        """Once per tenant, with SASL: a credential or ACL that can never let the
+        events through fails the call that starts the run, instead of spooling them
+        forever. Kafka out of reach proves nothing either way: the run goes on, spooled.
+        """
+        settings = self._settings
+        if not settings.kafka.sasl or tenant_id in self._granted:
+            return
+        sender = self._sender
+        assert sender is not None
+        bound = settings.connect_timeout_s + settings.kafka.request_timeout_s
+        try:
+            sender.call(check_write_access(settings.kafka, tenant_id), bound + 1)
+        except (KafkaUnavailableError, TimeoutError):
+            return
+        self._granted.add(tenant_id)
 
     def wait_written(self, tenant_id: str, run_id: str) -> None:
         """Read-your-writes: waits until the workers have written everything of the run

@@ -7,6 +7,14 @@
 #   deploy/kafka/kafka.sh status           exit 0 when the broker accepts clients
 #   deploy/kafka/kafka.sh tool NAME ARGS   run a Kafka admin tool against it, e.g.
 #                                          tool kafka-consumer-groups --describe --all-groups
+#   deploy/kafka/kafka.sh admin-env        print the MATIH_KAFKA_* settings of its admin
+#
+# Secure mode (KAFKA_SECURE=1, for any of the above): a SASL_SSL listener (SCRAM-SHA-512
+# over TLS) with a CA and broker certificate made here by openssl, KRaft's
+# StandardAuthorizer with allow.everyone.if.no.acl.found=false, and a super-user
+# "admin" whose SCRAM credential is written at format time. Its data dir is
+# .data/kafka-secure-$KAFKA_PORT; the CA, certificate, admin password and the admin
+# tools' client config are in its secrets/ folder (mode 700).
 #
 # A 3-node cluster on loopback (each node broker and controller; RF 3, min ISR 2):
 #   deploy/kafka/kafka.sh cluster-start    format once, start the 3 nodes, wait for all
@@ -16,8 +24,8 @@
 #   deploy/kafka/kafka.sh node-kill N      kill -9 node N
 #   deploy/kafka/kafka.sh cluster-bootstrap   print the bootstrap servers
 #
-# Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
-# KAFKA_DATA_DIR (.data/kafka-$KAFKA_PORT), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (60 s).
+# Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1), KAFKA_SECURE (0),
+# KAFKA_DATA_DIR (.data/kafka-$KAFKA_PORT, secure: .data/kafka-secure-$KAFKA_PORT), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (60 s).
 # Cluster: KAFKA_CLUSTER_PORT (9192; node N listens on +2(N-1), its controller on the
 # next port), KAFKA_CLUSTER_DIR (.data/kafka-cluster-$KAFKA_CLUSTER_PORT),
 # KAFKA_CLUSTER_HEAP (256m a node).
@@ -28,7 +36,10 @@ root=$(cd "$here/../.." && pwd)
 libs="$root/.cache/kafka/libs"
 port=${KAFKA_PORT:-9092}
 controller_port=${KAFKA_CONTROLLER_PORT:-$((port + 1))}
-data=${KAFKA_DATA_DIR:-$root/.data/kafka-$port}
+secure=${KAFKA_SECURE:-0}
+[ "$secure" = 1 ] && default_data=$root/.data/kafka-secure-$port || default_data=$root/.data/kafka-$port
+data=${KAFKA_DATA_DIR:-$default_data}
+secrets="$data/secrets"
 heap=${KAFKA_HEAP:-512m}
 timeout=${KAFKA_START_TIMEOUT:-60}
 pidfile="$data/kafka.pid"
@@ -61,15 +72,69 @@ running_pid() {
   kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
+# The CA, the broker's key and certificate (for 127.0.0.1 and localhost), the admin's
+# password and the admin tools' client config, once per data dir.
+make_secrets() {
+  [ -f "$secrets/admin.properties" ] && return 0
+  mkdir -p "$secrets" && chmod 700 "$secrets"
+  local days=825
+  openssl req -x509 -newkey rsa:2048 -nodes -days "$days" -subj "/CN=matih-ingest local CA" \
+    -keyout "$secrets/ca.key" -out "$secrets/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=matih-broker" \
+    -keyout "$secrets/broker.key" -out "$secrets/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' \
+    >"$secrets/broker.ext"
+  openssl x509 -req -days "$days" -in "$secrets/broker.csr" -CA "$secrets/ca.pem" \
+    -CAkey "$secrets/ca.key" -CAcreateserial -extfile "$secrets/broker.ext" \
+    -out "$secrets/broker.crt" 2>/dev/null
+  cat "$secrets/broker.key" "$secrets/broker.crt" >"$secrets/broker.pem"
+  openssl rand -hex 24 >"$secrets/admin.password"
+  cat >"$secrets/admin.properties" <<PROPS
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(cat "$secrets/admin.password")";
+ssl.truststore.type=PEM
+ssl.truststore.location=$secrets/ca.pem
+PROPS
+  chmod 600 "$secrets"/*
+  log "made a CA, a broker certificate and the admin's credential in $secrets"
+}
+
 configure() {
   mkdir -p "$data/logs"
+  local template="$here/server.properties" scram=()
+  if [ "$secure" = 1 ]; then
+    make_secrets
+    template="$here/secure.properties"
+    scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(cat "$secrets/admin.password")]")
+  fi
   sed -e "s#@PORT@#$port#g" -e "s#@CONTROLLER_PORT@#$controller_port#g" -e "s#@LOG_DIR@#$data/log#g" \
-    "$here/server.properties" >"$data/server.properties"
+    -e "s#@SECRETS@#$secrets#g" -e "s#@ADMIN_PASSWORD@#$(cat "$secrets/admin.password" 2>/dev/null)#g" \
+    "$template" >"$data/server.properties"
+  chmod 600 "$data/server.properties"
   if [ ! -f "$data/log/meta.properties" ]; then
     local cluster_id; cluster_id=$(java_run kafka.tools.StorageTool random-uuid)
-    java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$data/server.properties" >"$data/logs/format.log"
+    java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$data/server.properties" \
+      "${scram[@]}" >"$data/logs/format.log"
     log "formatted KRaft storage in $data/log (cluster $cluster_id)"
   fi
+}
+
+# The admin tools' client options: the admin's SASL_SSL config in secure mode.
+client_config() {
+  [ "$secure" = 1 ] && echo "--command-config $secrets/admin.properties" || true
+}
+
+admin_env() {
+  [ "$secure" = 1 ] || { echo "MATIH_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"; return 0; }
+  cat <<ENV
+MATIH_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port
+MATIH_KAFKA_SECURITY_PROTOCOL=SASL_SSL
+MATIH_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+MATIH_KAFKA_USERNAME=admin
+MATIH_KAFKA_PASSWORD=$(cat "$secrets/admin.password")
+MATIH_KAFKA_CA_FILE=$secrets/ca.pem
+ENV
 }
 
 start() {
@@ -81,8 +146,9 @@ start() {
     java_run kafka.Kafka '$data/server.properties'" >"$data/logs/stdout.log" 2>&1 &
   echo $! >"$pidfile"
   local waited=0
+  # shellcheck disable=SC2046 # the config options are words
   until reachable && java_run org.apache.kafka.tools.BrokerApiVersionsCommand \
-      --bootstrap-server "127.0.0.1:$port" >/dev/null 2>&1; do
+      --bootstrap-server "127.0.0.1:$port" $(client_config) >/dev/null 2>&1; do
     if ! running_pid >/dev/null; then
       log "broker exited during start; last lines of $data/logs/stdout.log:"; tail -n 20 "$data/logs/stdout.log" >&2
       return 1
@@ -90,7 +156,7 @@ start() {
     if [ "$waited" -ge "$timeout" ]; then log "broker not ready after ${timeout}s"; stop; return 1; fi
     sleep 1; waited=$((waited + 1))
   done
-  log "ready on 127.0.0.1:$port (pid $(cat "$pidfile"), data $data)"
+  log "ready on 127.0.0.1:$port$([ "$secure" = 1 ] && echo " (SASL_SSL)") (pid $(cat "$pidfile"), data $data)"
 }
 
 stop() {
@@ -115,11 +181,14 @@ tool() {
     kafka-console-consumer) main=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
     kafka-console-producer) main=org.apache.kafka.tools.ConsoleProducer ;;
     kafka-broker-api-versions) main=org.apache.kafka.tools.BrokerApiVersionsCommand ;;
-    *) log "unknown tool '$name' (kafka-consumer-groups, kafka-topics, kafka-get-offsets, kafka-console-consumer, kafka-console-producer, kafka-broker-api-versions)"; return 2 ;;
+    kafka-configs) main=kafka.admin.ConfigCommand ;;
+    kafka-acls) main=org.apache.kafka.tools.AclCommand ;;
+    *) log "unknown tool '$name' (kafka-consumer-groups, kafka-topics, kafka-get-offsets, kafka-console-consumer, kafka-console-producer, kafka-broker-api-versions, kafka-configs, kafka-acls)"; return 2 ;;
   esac
   fetch
   mkdir -p "$data/logs"
-  java_run "$main" --bootstrap-server "127.0.0.1:$port" "$@"
+  # shellcheck disable=SC2046 # the config options are words
+  java_run "$main" --bootstrap-server "127.0.0.1:$port" $(client_config) "$@"
 }
 
 # --- the 3-node cluster --------------------------------------------------------------
@@ -231,5 +300,6 @@ case "${1:-}" in
   stop) stop ;;
   status) reachable ;;
   tool) shift; tool "$@" ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  admin-env) admin_env ;;
+  *) sed -n '2,35p' "$0" >&2; exit 2 ;;
 esac

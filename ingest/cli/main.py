@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ingest.cli import api, asyncapi, demo, dlq, lag, replay, spool, up, worker
+from ingest.cli import api, asyncapi, demo, dlq, lag, replay, spool, tenants, up, worker
 
 app = typer.Typer(
     name="matih-ingest",
@@ -21,6 +21,7 @@ app.command("replay")(replay.replay)
 app.command("lag")(lag.lag)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(spool.app, name="spool")
+app.add_typer(tenants.app, name="tenants")
 
 if __name__ == "__main__":
     app()

@@ -18,13 +18,20 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
 from ingest.errors import KafkaUnavailableError
-from ingest.kafka.clients import kafka_admin, start, stop
+from ingest.kafka.clients import kafka_admin, kafka_producer, start, stop
 from ingest.kafka.errors import bounded
 from ingest.replication import topic_layout
 from ingest.settings import KafkaSettings
-from ingest.topics import dead_letter_topic, events_topic
+from ingest.topics import dead_letter_topic, events_topic, is_events_topic, publish_topic
 
-__all__ = ["admin_client", "ensure_topics", "existing_partitions", "topic_partitions"]
+__all__ = [
+    "admin_client",
+    "check_write_access",
+    "ensure_topics",
+    "events_partitions",
+    "existing_partitions",
+    "topic_partitions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +50,10 @@ async def admin_client(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminCl
         await stop(admin, settings.request_timeout_s)
 
 
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Creates the events and dead-letter topics if they do not exist yet, replicated as
-    the cluster's size and the settings say (``ingest.replication``).
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str] = ()) -> None:
+    """Creates ``topics`` (by default the events and dead-letter topics) if they do not
+    exist yet, replicated as the cluster's size and the settings say
+    (``ingest.replication``).
 
     A broker that just died stays in the cluster's metadata until the controller fences
     it (seconds), and a call sent to it fails at once: such failures are tried again,
@@ -55,10 +63,11 @@ async def ensure_topics(settings: KafkaSettings) -> None:
         KafkaUnavailableError: the cluster did not answer in that time.
         ConfigurationError: the replication asked for cannot work on this cluster.
     """
+    names = list(topics) or [events_topic(settings), dead_letter_topic(settings)]
     deadline = time.monotonic() + 3 * settings.request_timeout_s
     while True:
         try:
-            await _ensure_topics_once(settings)
+            await _ensure_topics_once(settings, names)
             return
         except KafkaUnavailableError as exc:
             if time.monotonic() >= deadline:
@@ -67,7 +76,7 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             await asyncio.sleep(0.5)
 
 
-async def _ensure_topics_once(settings: KafkaSettings) -> None:
+async def _ensure_topics_once(settings: KafkaSettings, names: list[str]) -> None:
     async with admin_client(settings) as admin:
         cluster = await bounded(admin.describe_cluster(), settings, "describing the cluster")
         layout = topic_layout(settings, len(cluster["brokers"]))
@@ -79,7 +88,7 @@ async def _ensure_topics_once(settings: KafkaSettings) -> None:
                 layout.replication_factor,
                 topic_configs=layout.configs(),
             )
-            for name in (events_topic(settings), dead_letter_topic(settings))
+            for name in names
             if name not in existing
         ]
         if events_topic(settings) in existing:
@@ -134,7 +143,8 @@ async def _partitions_of(
 async def existing_partitions(
     admin: AIOKafkaAdminClient, settings: KafkaSettings, topics: Iterable[str]
 ) -> set[TopicPartition]:
-    """Every partition of those of ``topics`` that exist; a missing topic has none.
+    """Every partition of those of ``topics`` that exist; a missing topic has none. The
+    events topic among ``topics`` stands for every tenant topic too.
 
     Raises:
         KafkaUnavailableError: Kafka did not answer within the request timeout.
@@ -145,9 +155,41 @@ async def existing_partitions(
     # All topics' metadata, not the named ones': a metadata request that names a
     # topic asks the broker to create it, and looking must never create anything.
     described = await bounded(admin.describe_topics(), settings, "describing topics")
+    tenants = events_topic(settings) in wanted
     return {
         TopicPartition(t["topic"], p["partition"])
         for t in described
-        if t["topic"] in wanted and not t["error_code"]
+        if (t["topic"] in wanted or (tenants and is_events_topic(settings, t["topic"])))
+        and not t["error_code"]
         for p in t["partitions"]
     }
+
+
+async def events_partitions(settings: KafkaSettings) -> list[TopicPartition]:
+    """Every partition of the shared events topic and of every tenant topic, in order.
+
+    Raises:
+        KafkaUnavailableError: Kafka did not answer within the request timeout.
+    """
+    async with admin_client(settings) as admin:
+        found = await existing_partitions(admin, settings, [events_topic(settings)])
+    return sorted(found)
+
+
+async def check_write_access(settings: KafkaSettings, tenant_id: str) -> None:
+    """Checks, before a trainer logs anything, that the brokers take this client's
+    credential and let its principal see the topic it would write the tenant's events to.
+
+    Raises:
+        KafkaAccessDeniedError: the credential is refused, or no ACL gives the
+            principal that topic (another tenant's, or a tenant never added).
+        KafkaUnavailableError: Kafka did not answer (nothing is known yet).
+    """
+    topic = publish_topic(settings, tenant_id)
+    producer = await start(kafka_producer(settings), settings)
+    try:
+        await bounded(
+            producer.partitions_for(topic), settings, f"writing tenant {tenant_id!r}'s events"
+        )
+    finally:
+        await stop(producer, settings.request_timeout_s)

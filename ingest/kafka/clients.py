@@ -10,15 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
 
+from ingest.errors import ConfigurationError, KafkaUnavailableError
+from ingest.kafka.compat import probe_connection
 from ingest.kafka.errors import KAFKA_FAILURES, bounded
-from ingest.settings import KafkaSettings
+from ingest.kafka.logs import keep_credentials_out_of_logs
+from ingest.settings import KafkaSettings, SecurityProtocol
 
-__all__ = ["KafkaClient", "kafka_admin", "kafka_consumer", "kafka_producer", "start", "stop"]
+__all__ = [
+    "KafkaClient",
+    "kafka_admin",
+    "kafka_consumer",
+    "kafka_producer",
+    "security_options",
+    "start",
+    "stop",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +43,24 @@ def _common(settings: KafkaSettings) -> dict[str, Any]:
     return {
         "bootstrap_servers": settings.bootstrap_servers,
         "request_timeout_ms": int(settings.request_timeout_s * 1000),
+        **security_options(settings),
     }
+
+
+def security_options(settings: KafkaSettings) -> dict[str, Any]:
+    """aiokafka's connection options for the settings' protocol, identity and CA: every
+    client of the product (and FastStream's, which takes the same) connects this way."""
+    options: dict[str, Any] = {"security_protocol": settings.security_protocol.value}
+    if settings.tls:
+        cafile = None if settings.ca_file is None else str(settings.ca_file)
+        options["ssl_context"] = create_ssl_context(cafile=cafile)
+    if settings.sasl:
+        assert settings.password is not None  # the settings refuse SASL without one
+        keep_credentials_out_of_logs()
+        options["sasl_mechanism"] = settings.sasl_mechanism.value
+        options["sasl_plain_username"] = settings.username
+        options["sasl_plain_password"] = settings.password.get_secret_value()
+    return options
 
 
 def kafka_producer(settings: KafkaSettings, **options: Any) -> AIOKafkaProducer:
@@ -70,10 +100,41 @@ async def start(client: C, settings: KafkaSettings, timeout: float | None = None
     """
     try:
         await bounded(client.start(), settings, "connecting", timeout)
+    except KafkaUnavailableError:
+        await stop(client, 0.5)
+        if settings.security_protocol is not SecurityProtocol.PLAINTEXT:
+            await _explain_refusal(settings, timeout)
+        raise
     except BaseException:  # cancelled while connecting too: close what was opened
         await stop(client, 0.5)
         raise
     return client
+
+
+async def _explain_refusal(settings: KafkaSettings, timeout: float | None) -> None:
+    """Raises why a secured connection failed, when the brokers refused it (a wrong
+    password, a certificate the CA file does not trust) rather than did not answer.
+
+    Raises:
+        KafkaAccessDeniedError: the credential was refused.
+        ConfigurationError: TLS failed: the brokers' certificate is not one the CA file
+            trusts, or they do not speak TLS.
+    """
+    host, _, port = settings.servers[0].rpartition(":")
+    options = {
+        "request_timeout_ms": int(settings.request_timeout_s * 1000),
+        **security_options(settings),
+    }
+    try:
+        await bounded(
+            probe_connection(host, int(port), options), settings, "authenticating", timeout
+        )
+    except KafkaUnavailableError as exc:
+        if isinstance(exc.__cause__, ssl.SSLError):
+            raise ConfigurationError(
+                f"TLS with Kafka at {settings.bootstrap_servers} failed ({exc.__cause__});"
+                " check MATIH_KAFKA_CA_FILE and MATIH_KAFKA_SECURITY_PROTOCOL"
+            ) from exc.__cause__
 
 
 async def stop(client: KafkaClient, timeout: float) -> None:

@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.conn import create_conn
 from aiokafka.coordinator.protocol import ConsumerProtocol
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import TopicPartition
 
-__all__ = ["CHECKED_VERSIONS", "fail_pending", "group_owners"]
+__all__ = ["CHECKED_VERSIONS", "fail_pending", "group_owners", "probe_connection"]
 
 CHECKED_VERSIONS = (">=0.14", "<0.15")
 """The aiokafka releases these uses were read from and tested against."""
@@ -52,3 +53,15 @@ def group_owners(responses: Iterable[Any]) -> tuple[str, dict[TopicPartition, st
                 for tp in ConsumerProtocol.ASSIGNMENT.decode(assignment).partitions():
                     owners[tp] = member["member_id"]
     return state, owners
+
+
+async def probe_connection(host: str, port: int, options: dict[str, Any]) -> None:
+    """Opens and closes one connection to ``host:port`` with the client ``options``
+    (security ones included), raising what the handshake raised.
+
+    aiokafka's clients log a refused SASL handshake and raise only "Unable to
+    bootstrap", so a wrong password would read as a broker that is down; its
+    connection function raises the broker's answer itself.
+    """
+    connection = await create_conn(host, port, **options)
+    connection.close()

@@ -14,18 +14,72 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
 
-from ingest.errors import IngestError, KafkaUnavailableError
+from ingest.errors import IngestError, KafkaAccessDeniedError, KafkaUnavailableError
 from ingest.settings import KafkaSettings
 
-__all__ = ["KAFKA_FAILURES", "bounded", "kafka_errors"]
+__all__ = ["ACCESS_DENIALS", "KAFKA_FAILURES", "access_denied", "bounded", "kafka_errors"]
 
 T = TypeVar("T")
 
 KAFKA_FAILURES: tuple[type[BaseException], ...] = (TimeoutError, KafkaError, OSError)
 """What a Kafka call raises when the cluster is away or refuses: a wait that ran out,
 an aiokafka error, or a socket error underneath."""
+
+
+ACCESS_DENIALS: tuple[type[KafkaError], ...] = (
+    AuthenticationFailedError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+"""What the brokers answer to a credential they refuse or an operation no ACL allows:
+never retriable."""
+
+_REFUSED = {
+    TopicAuthorizationFailedError: "no ACL allows it on the topic",
+    GroupAuthorizationFailedError: "no ACL allows it on the consumer group",
+    ClusterAuthorizationFailedError: "no ACL allows it on the cluster",
+    TransactionalIdAuthorizationFailed: "no ACL allows it on the transactional id",
+}
+
+
+def access_denied(
+    settings: KafkaSettings, doing: str, exc: BaseException
+) -> KafkaAccessDeniedError:
+    """The project's error for a refusal ``exc`` of the brokers, naming the principal and
+    the refused operation (``doing``); never a secret."""
+    who = (
+        f"principal {settings.username!r} ({settings.sasl_mechanism.value})"
+        if settings.sasl
+        else f"an unauthenticated {settings.security_protocol.value} client"
+    )
+    if isinstance(exc, AuthenticationFailedError | SaslAuthenticationFailed):
+        return KafkaAccessDeniedError(
+            f"Kafka at {settings.bootstrap_servers} refused the credential of {who} ({doing}):"
+            " authentication failed; check MATIH_KAFKA_USERNAME and MATIH_KAFKA_PASSWORD"
+        )
+    reason = next((text for kind, text in _REFUSED.items() if isinstance(exc, kind)), str(exc))
+    topic = (
+        f" (topic {exc.args[0]})"
+        if isinstance(exc, TopicAuthorizationFailedError) and exc.args
+        else ""
+    )
+    return KafkaAccessDeniedError(
+        f"Kafka at {settings.bootstrap_servers} refused {who} {doing}{topic}: {reason}"
+        f" ({type(exc).__name__}); a tenant's credential may write only its own topic"
+    )
 
 
 @contextmanager
@@ -48,6 +102,8 @@ def kafka_errors(
     """
     try:
         yield
+    except ACCESS_DENIALS as exc:
+        raise access_denied(settings, doing, exc) from exc
     except KAFKA_FAILURES as exc:
         bound = f" within {within_s:g}s" if within_s is not None else ""
         raise error(

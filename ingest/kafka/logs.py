@@ -1,12 +1,19 @@
-"""aiokafka log records that alarm without cause, kept out of an operator's terminal."""
+"""aiokafka log records kept out of logs: those that alarm without cause, and those
+that would carry a credential."""
 
 from __future__ import annotations
 
 import logging
 
-__all__ = ["CoordinatorStartupFilter", "quiet_harmless_kafka_logs"]
+__all__ = [
+    "CoordinatorStartupFilter",
+    "SaslSecretFilter",
+    "keep_credentials_out_of_logs",
+    "quiet_harmless_kafka_logs",
+]
 
 _COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
+_CONNECTION_LOGGER = "aiokafka.conn"
 
 
 class CoordinatorStartupFilter(logging.Filter):
@@ -28,3 +35,23 @@ def quiet_harmless_kafka_logs() -> None:
     coordinator = logging.getLogger(_COORDINATOR_LOGGER)
     if not any(isinstance(f, CoordinatorStartupFilter) for f in coordinator.filters):
         coordinator.addFilter(CoordinatorStartupFilter())
+
+
+class SaslSecretFilter(logging.Filter):
+    """Drops aiokafka's DEBUG records of SASL authentication requests.
+
+    aiokafka logs every request it sends at DEBUG, the SASL handshake's bytes included:
+    with the PLAIN mechanism those are the password in clear (SCRAM's carry a proof,
+    not the password, but are no one's business either).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a SASL authentication request, True for every other record."""
+        return "SaslAuthenticateRequest" not in record.getMessage()
+
+
+def keep_credentials_out_of_logs() -> None:
+    """Installs :class:`SaslSecretFilter` on aiokafka's connection logger (once)."""
+    connection = logging.getLogger(_CONNECTION_LOGGER)
+    if not any(isinstance(f, SaslSecretFilter) for f in connection.filters):
+        connection.addFilter(SaslSecretFilter())

@@ -19,9 +19,9 @@ from aiokafka.structs import RecordMetadata
 from ingest import codec
 from ingest.errors import KafkaUnavailableError
 from ingest.events import EventEnvelope
-from ingest.kafka import ensure_topics, kafka_producer, start, stop
+from ingest.kafka import ACCESS_DENIALS, access_denied, ensure_topics, kafka_producer, start, stop
 from ingest.kafka.compat import fail_pending
-from ingest.topics import events_topic, record_key
+from ingest.topics import publish_topic, record_key
 from producers.errors import PublishError
 from producers.settings import ProducerSettings
 from producers.telemetry import ProducerMetrics
@@ -37,7 +37,8 @@ class PublisherStats:
 
 
 class EventPublisher:
-    """Publishes events to the events topic, keyed per the key strategy.
+    """Publishes events to the events topic (or each tenant's own, with
+    ``tenant_topics``), keyed per the key strategy.
 
     Args:
         settings: where Kafka is and how to batch.
@@ -47,16 +48,18 @@ class EventPublisher:
     def __init__(self, settings: ProducerSettings, metrics: ProducerMetrics | None = None) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._topic = events_topic(settings.kafka)
         self._producer: AIOKafkaProducer | None = None
         self._pending: set[asyncio.Future[RecordMetadata]] = set()
         self.stats = PublisherStats()
 
     async def start(self) -> None:
-        """Connects to Kafka, and creates the topics if missing and ``create_topics`` is set.
+        """Connects to Kafka, and creates the topics if missing and ``create_topics`` is set
+        (never with ``tenant_topics``: a tenant's topic is made with its credential, by
+        ``matih-ingest tenants add``).
 
         Raises:
             KafkaUnavailableError: no broker answered within ``connect_timeout_s``.
+            KafkaAccessDeniedError: the brokers refused the credential.
         """
         settings = self._settings
         producer = kafka_producer(
@@ -69,7 +72,7 @@ class EventPublisher:
             request_timeout_ms=int(settings.delivery_timeout_s * 1000),
         )
         await start(producer, settings.kafka, settings.connect_timeout_s)
-        if settings.create_topics:
+        if settings.create_topics and not settings.kafka.tenant_topics:
             try:
                 await ensure_topics(settings.kafka)
             except KafkaUnavailableError:
@@ -95,15 +98,20 @@ class EventPublisher:
 
         Raises:
             PublishError: the record could not be queued.
+            KafkaAccessDeniedError: the brokers refuse this principal the event's topic.
         """
         producer = self._require_started()
         try:
             future: asyncio.Future[RecordMetadata] = await producer.send(
-                self._topic,
+                publish_topic(self._settings.kafka, event.tenant_id),
                 value=codec.encode(event) if value is None else value,
                 key=record_key(event, self._settings.kafka.key_strategy),
                 headers=codec.headers(event),
             )
+        except ACCESS_DENIALS as exc:
+            self.stats.failed += 1
+            doing = f"writing tenant {event.tenant_id!r}'s events"
+            raise access_denied(self._settings.kafka, doing, exc) from exc
         except KafkaError as exc:
             self.stats.failed += 1
             if self._metrics is not None:

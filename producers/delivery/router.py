@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiokafka.structs import RecordMetadata
 
-from ingest.errors import KafkaUnavailableError
+from ingest.errors import KafkaAccessDeniedError, KafkaUnavailableError
 from ingest.events import EventEnvelope
 from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
@@ -170,6 +170,13 @@ class EventRouter:
             except PublishError as exc:
                 await self._outage(str(exc))
                 return
+            except KafkaAccessDeniedError as exc:
+                # Refused for good (a right taken away mid-run): spooling it would hold
+                # it forever; the trainer was told at start_run when it was refused then.
+                self.backlog.popleft()
+                self.rejected += 1
+                logger.error("dropped a %s event: %s", getattr(item.event, "kind", "?"), exc)
+                continue
             self.backlog.popleft()
             self.in_flight_bytes += item.entry.size
             self._direct[future] = Direct(item, time.monotonic())
@@ -401,6 +408,15 @@ class EventRouter:
             await self.publisher.abort(0.5)
             if self._attempts == 0:
                 logger.warning("%s; events wait in a spool under %s", exc, settings.spool_dir)
+            self._next_connect = time.monotonic() + reconnect_delay(self._attempts)
+            self._attempts += 1
+            return
+        except KafkaAccessDeniedError as exc:
+            # Never spooled: the tracker refused the run already (``start_run``); what
+            # waits in memory is bounded by the buffer, and a fixed credential may come.
+            await self.publisher.abort(0.5)
+            if self._attempts == 0:
+                logger.error("%s", exc)
             self._next_connect = time.monotonic() + reconnect_delay(self._attempts)
             self._attempts += 1
             return

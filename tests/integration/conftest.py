@@ -25,15 +25,25 @@ from consumers import ConsumerSettings
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings
 from tests.integration.outage import OutageBroker
+from tests.integration.secure import SecureBroker
 from tests.integration.support import POSTGRES_SCRIPT, WorkerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
+SECURE_SUITE = os.environ.get("MATIH_TEST_KAFKA_SECURE") == "1"
+"""Run the suite against the broker in secure mode (SASL_SSL, ACLs), as its super-user."""
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """host:port of a real Kafka broker for this test session."""
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    """host:port of a real Kafka broker for this test session (the secure broker with
+    ``MATIH_TEST_KAFKA_SECURE=1``)."""
+    if SECURE_SUITE:
+        secure: SecureBroker = request.getfixturevalue("secure_broker")
+        yield secure.admin().bootstrap_servers
+        return
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:
         yield given
@@ -56,12 +66,15 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    """A topic and consumer group of this test's own."""
+def kafka_settings(kafka_bootstrap: str, request: pytest.FixtureRequest) -> KafkaSettings:
+    """A topic and consumer group of this test's own (on the secure broker, as its
+    super-user, with ``MATIH_TEST_KAFKA_SECURE=1``)."""
     name = f"test-{uuid.uuid4().hex[:12]}"
-    return KafkaSettings(
-        bootstrap_servers=kafka_bootstrap, topic=f"{name}.events", consumer_group=f"{name}-workers"
-    )
+    own = {"topic": f"{name}.events", "consumer_group": f"{name}-workers"}
+    if SECURE_SUITE:
+        secure: SecureBroker = request.getfixturevalue("secure_broker")
+        return secure.admin(**own)
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, **own)
 
 
 @pytest.fixture(scope="session")
@@ -176,3 +189,14 @@ def outage_broker() -> Iterator[OutageBroker]:
         yield broker
     finally:
         broker.remove()
+
+
+@pytest.fixture(scope="session")
+def secure_broker() -> Iterator[SecureBroker]:
+    """A broker in secure mode (SASL_SSL, SCRAM, ACLs enforced), fresh, for the session."""
+    broker = SecureBroker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -8,8 +8,6 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from ingest.events import (
@@ -23,7 +21,7 @@ from ingest.events import (
     TagsSet,
 )
 from ingest.ids import new_run_id
-from ingest.kafka import ensure_topics
+from ingest.kafka import admin_client, ensure_topics, kafka_producer, start
 from ingest.settings import KafkaSettings
 from ingest.topics import events_topic
 from producers import EventPublisher, ProducerSettings
@@ -71,8 +69,7 @@ async def publish(kafka: KafkaSettings, events: Iterable[EventEnvelope]) -> None
 
 async def publish_raw(kafka: KafkaSettings, value: bytes, key: bytes) -> None:
     """Publishes a record that is not an event of the contract."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-    await producer.start()
+    producer = await start(kafka_producer(kafka), kafka)
     try:
         await producer.send_and_wait(events_topic(kafka), value=value, key=key)
     finally:
@@ -81,31 +78,25 @@ async def publish_raw(kafka: KafkaSettings, value: bytes, key: bytes) -> None:
 
 async def committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
     """The group's committed offsets, as Kafka holds them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         offsets = await admin.list_consumer_group_offsets(group)
-        return {tp: meta.offset for tp, meta in offsets.items()}
-    finally:
-        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items()}
 
 
 async def groups(kafka: KafkaSettings) -> set[str]:
     """Every consumer group the cluster knows."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         return {group for group, *_ in await admin.list_consumer_groups()}
-    finally:
-        await admin.close()
 
 
 def describe_group(kafka: KafkaSettings, group: str) -> dict[tuple[str, int], tuple[str, str, str]]:
     """``kafka-consumer-groups --describe``: per (topic, partition), the CURRENT-OFFSET,
     LOG-END-OFFSET and LAG columns exactly as Kafka's tool prints them."""
     port = kafka.bootstrap_servers.rsplit(":", 1)[1]
-    env = {**os.environ, "KAFKA_PORT": port}
-    env.setdefault("KAFKA_DATA_DIR", str(ROOT / ".data" / f"kafka-test-{port}"))
+    # The secure broker's tool runs as its admin, with the config in its data dir.
+    folder = f"kafka-secure-test-{port}" if kafka.sasl else f"kafka-test-{port}"
+    env = {**os.environ, "KAFKA_PORT": port, "KAFKA_SECURE": "1" if kafka.sasl else "0"}
+    env.setdefault("KAFKA_DATA_DIR", str(ROOT / ".data" / folder))
     out = subprocess.run(
         [str(KAFKA_SCRIPT), "tool", "kafka-consumer-groups", "--describe", "--group", group],
         check=True,

@@ -16,18 +16,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings, MlflowSink, build_worker
 from consumers.telemetry import WorkerTelemetry
 from ingest.events import EventEnvelope
-from ingest.kafka import admin_client, topic_partitions
+from ingest.kafka import admin_client, kafka_consumer, kafka_producer, start, topic_partitions
 from ingest.settings import KafkaSettings
 from ingest.tracking.consistency import Position, wait_committed
 from ingest.tracking.reader import RunReader
 from producers import EventPublisher, ProducerSettings
+from tests.integration.secure import kafka_env
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres" / "postgres.sh"
@@ -97,8 +97,7 @@ async def publish(
             metadata = await publisher.publish_and_wait(event)
             positions.append(Position(metadata.topic, metadata.partition, metadata.offset))
         if raw:
-            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
-            await producer.start()
+            producer = await start(kafka_producer(settings.kafka), settings.kafka)
             try:
                 for key, value in raw:
                     metadata = await producer.send_and_wait(
@@ -139,6 +138,7 @@ class WorkerProcess:
             "MATIH_MLFLOW_ARTIFACT_ROOT": settings.mlflow.artifact_root,
             "MATIH_CONSUMER_MAX_RECORDS": str(settings.max_records),
             "MATIH_CONSUMER_BATCH_TIMEOUT_MS": str(settings.batch_timeout_ms),
+            **kafka_env(settings.kafka),
             **env,
         }
         self._process: subprocess.Popen[bytes] | None = None
@@ -168,8 +168,7 @@ class WorkerProcess:
 async def end_offsets(kafka: KafkaSettings) -> dict[TopicPartition, int]:
     """The log-end offset of every partition of the events topic."""
     partitions = await topic_partitions(kafka, kafka.topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
-    await consumer.start()
+    consumer = await start(kafka_consumer(kafka), kafka)
     try:
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
     finally:

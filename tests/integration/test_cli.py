@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest.settings import KafkaSettings
+from tests.integration.secure import kafka_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,6 +30,7 @@ def test_up_with_the_demo_prints_the_finished_run_and_stops_on_ctrl_c(
         "MATIH_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
         "MATIH_KAFKA_TOPIC": kafka_settings.topic,
         "MATIH_KAFKA_CONSUMER_GROUP": kafka_settings.consumer_group,
+        **kafka_env(kafka_settings),
         "MATIH_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "MATIH_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "COLUMNS": "160",

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from typer.testing import CliRunner
 
 from consumers import ConsumerSettings
@@ -15,9 +14,11 @@ from consumers.redrive import redrive
 from ingest.cli.main import app
 from ingest.events import MetricPoint, MetricsLogged, ParamsLogged, RunCreated
 from ingest.ids import new_run_id
+from ingest.kafka import kafka_consumer, start
 from ingest.settings import KafkaSettings
 from ingest.topics import dead_letter_topic
 from producers import ProducerSettings
+from tests.integration.secure import kafka_env
 from tests.integration.support import WorkerThread, publish_and_wait_written, snapshot
 
 pytestmark = pytest.mark.integration
@@ -26,12 +27,9 @@ TENANT = "acme-corp"
 
 
 async def read_dead_letters(kafka: KafkaSettings, count: int, timeout: float = 30) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        dead_letter_topic(kafka),
-        bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
+    consumer = kafka_consumer(kafka)
+    consumer.subscribe([dead_letter_topic(kafka)])
+    await start(consumer, kafka)
     records: list[Any] = []
     try:
         async with asyncio.timeout(timeout):
@@ -140,7 +138,9 @@ async def test_dead_letters_are_listed_shown_and_redriven_once_after_the_fix(
 
     kafka = producer_settings.kafka
     options = ["--bootstrap-servers", kafka.bootstrap_servers, "--topic", kafka.topic]
-    listed = await asyncio.to_thread(CliRunner().invoke, app, ["dlq", "list", *options])
+    listed = await asyncio.to_thread(
+        CliRunner().invoke, app, ["dlq", "list", *options], env=kafka_env(kafka)
+    )
     assert listed.exit_code == 0, listed.output
     assert "1 dead letters" in listed.output
     assert TENANT in listed.output
@@ -148,6 +148,7 @@ async def test_dead_letters_are_listed_shown_and_redriven_once_after_the_fix(
         CliRunner().invoke,
         app,
         ["dlq", "show", str(letter.partition), str(letter.offset), *options],
+        env=kafka_env(kafka),
     )
     assert shown.exit_code == 0, shown.output
     assert str(orphan.event_id) in shown.output

@@ -14,8 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin import RecordsToDelete
 from aiokafka.structs import TopicPartition
 
 from consumers import ConsumerSettings
@@ -24,9 +23,10 @@ from consumers.lag import GroupLag, LagMonitor
 from consumers.lag_status import LagStatus, StatusRules
 from consumers.lag_watch import LagWatcher
 from consumers.telemetry import WorkerTelemetry
-from ingest.kafka import topic_partitions
+from ingest.kafka import admin_client, kafka_consumer, start, topic_partitions
 from ingest.settings import KafkaSettings, MetricsSettings
 from tests.integration.ops import committed, describe_group, publish, run_events
+from tests.integration.secure import kafka_env
 from tests.integration.support import WorkerThread
 
 pytestmark = pytest.mark.integration
@@ -109,14 +109,9 @@ async def test_a_member_that_has_committed_nothing_counts_from_the_log_start_and
     events = run_events("acme-corp", 3) + run_events("globex", 2)
     published_at = time.time_ns() // 1_000_000
     await publish(kafka, events)
-    member = AIOKafkaConsumer(
-        kafka.topic,
-        bootstrap_servers=kafka.bootstrap_servers,
-        group_id=kafka.consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await member.start()
+    member = kafka_consumer(kafka, kafka.consumer_group)
+    member.subscribe([kafka.topic])
+    await start(member, kafka)
     try:
         deadline = time.monotonic() + 30
         read = 0
@@ -179,6 +174,7 @@ def test_the_lag_command_counts_a_group_without_members_or_commits_from_the_log_
         "MATIH_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "MATIH_KAFKA_TOPIC": kafka.topic,
         "MATIH_KAFKA_CONSUMER_GROUP": kafka.consumer_group,
+        **kafka_env(kafka),
     }
     command = [sys.executable, "-m", "ingest.cli.main", "lag", "--json", "--interval", "0.3"]
     done = subprocess.run(
@@ -246,8 +242,7 @@ async def test_the_exported_lag_counts_records_of_a_group_that_committed_nothing
 
 
 async def end_offsets(kafka: KafkaSettings) -> dict[TopicPartition, int]:
-    reader = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
-    await reader.start()
+    reader = await start(kafka_consumer(kafka), kafka)
     try:
         ends: dict[TopicPartition, int] = await reader.end_offsets(
             await topic_partitions(kafka, kafka.topic)
@@ -259,12 +254,8 @@ async def end_offsets(kafka: KafkaSettings) -> dict[TopicPartition, int]:
 
 async def delete_before(kafka: KafkaSettings, tp: TopicPartition, offset: int) -> None:
     """Moves the partition's log start to ``offset``, as retention would."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         await admin.delete_records({tp: RecordsToDelete(offset)})
-    finally:
-        await admin.close()
 
 
 async def test_the_tenant_roll_up_says_when_it_was_capped(

@@ -26,6 +26,7 @@ from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from producers.spool.directory import EventSpool
 from tests.integration.outage import ROOT, OutageBroker, wait_for_run
+from tests.integration.secure import kafka_env, security_fields
 from tests.integration.support import WorkerThread, free_port
 from tests.integration.trainers import BASE_TS, KEYS, rank_main, value
 
@@ -308,7 +309,7 @@ def test_a_trainer_whose_broker_never_returns_exits_in_time_and_spool_flush_deli
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, **kafka_env(kafka_settings)},
         timeout=120,
         check=False,
     )
@@ -346,6 +347,7 @@ def test_four_processes_logging_to_one_run_land_in_one_run_exactly(
     spec: dict[str, Any] = {
         "bootstrap": producer_settings.kafka.bootstrap_servers,
         "topic": producer_settings.kafka.topic,
+        "security": security_fields(producer_settings.kafka),
         "spool_dir": str(tmp_path / "spool"),
         "tenant": "acme-corp",
         "run_id": run_id,

@@ -24,7 +24,9 @@ def value(key_index: int, step: int, rank: int = 0) -> float:
 
 def settings_from(spec: dict[str, Any]) -> ProducerSettings:
     return ProducerSettings(
-        kafka=KafkaSettings(bootstrap_servers=spec["bootstrap"], topic=spec["topic"]),
+        kafka=KafkaSettings(
+            bootstrap_servers=spec["bootstrap"], topic=spec["topic"], **spec.get("security", {})
+        ),
         mlflow=MlflowSettings(tracking_uri=spec.get("tracking_uri", "sqlite:///unused.db")),
         linger_ms=5,
         spool_dir=spec["spool_dir"],

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ingest.api import ApiSettings
 from ingest.cli.main import app as cli
+from ingest.topics import events_pattern, tenant_topic
 from tests.integration.gateway.conftest import headers
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,8 @@ def test_openapi_and_docs_carry_the_spec_examples(lone_gateway: httpx.Client) ->
 def test_asyncapi_document_is_served_and_generated(
     lone_gateway: httpx.Client, api_settings: ApiSettings, tmp_path: Path
 ) -> None:
-    """Both name the events topic, its dead-letter topic and every event kind."""
+    """Both name the workers' pattern, the events topic, the tenant topics, the
+    dead-letter topic and every event kind."""
     served = lone_gateway.get("/asyncapi.json").json()
     out = tmp_path / "asyncapi.json"
     result = CliRunner().invoke(
@@ -54,7 +56,13 @@ def test_asyncapi_document_is_served_and_generated(
     for document in (served, generated):
         assert document["asyncapi"] == "3.0.0"
         addresses = {channel["address"] for channel in document["channels"].values()}
-        assert addresses == {api_settings.kafka.topic, f"{api_settings.kafka.topic}.dlq"}
+        kafka = api_settings.kafka
+        assert addresses == {
+            events_pattern(kafka),
+            kafka.topic,
+            tenant_topic(kafka, "{tenant_id}"),
+            f"{kafka.topic}.dlq",
+        }
         text = json.dumps(document)
         for kind in ("RunCreated", "MetricsLogged", "ParamsLogged", "TagsSet", "RunEnded"):
             assert kind in text

@@ -14,6 +14,7 @@ import pytest
 
 from ingest.settings import KafkaSettings
 from tests.integration.gateway.conftest import headers
+from tests.integration.secure import kafka_env
 from tests.integration.support import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,6 +31,7 @@ def test_up_starts_the_gateway_in_open_mode_and_says_so(
         **os.environ,
         "MATIH_KAFKA_TOPIC": kafka_settings.topic,
         "MATIH_KAFKA_CONSUMER_GROUP": kafka_settings.consumer_group,
+        **kafka_env(kafka_settings),
         "PYTHONPATH": str(ROOT),
     }
     command = [

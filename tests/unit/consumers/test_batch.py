@@ -49,6 +49,24 @@ def test_events_of_one_run_fold_into_one_set_of_writes() -> None:
     assert writes.experiment_name == "exp"
 
 
+def test_the_workers_mapping_tags_are_written_last_over_any_producers() -> None:
+    """Should a ``matih.`` tag get past the contract (built here without its checks),
+    the tags the sink writes still name this run and tenant: it cannot make a second
+    MLflow run of one producer run, nor move the run to another tenant."""
+    forged = {"matih.run_id": new_run_id(), "matih.tenant_id": "globex", "team": "ml"}
+    created = RunCreated.model_construct(**BASE, start_time=5, tags=forged, run_name=None)
+    tagged = TagsSet.model_construct(**BASE, tags=forged)
+    for event in (created, tagged):
+        (writes,) = coalesce([(event, None)])
+        assert writes.run_tags() == {
+            "team": "ml",
+            "matih.run_id": RUN,
+            "matih.tenant_id": "acme-corp",
+        }
+    (untagged,) = coalesce([(metrics(0), None)])
+    assert untagged.run_tags() == {}
+
+
 def test_runs_and_tenants_stay_apart_in_first_seen_order() -> None:
     other_run = {**BASE, "run_id": new_run_id()}
     other_tenant = {**BASE, "tenant_id": "globex"}

@@ -56,7 +56,9 @@ class Consumer:
         self.paused.difference_update(partitions)
 
     def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition("events", p) for p in range(6)}
+        """Every partition of "events", and those of the records handed out (a pattern
+        subscription holds partitions of several topics)."""
+        return {TopicPartition("events", p) for p in range(6)} | set(self.positions)
 
 
 @dataclass
@@ -99,6 +101,25 @@ async def test_a_record_whose_key_tenant_differs_from_its_event_is_rejected() ->
     await BatchHandler(sink, settings(), stats)(message)
     assert [e.tenant_id for e in sink.events] == ["acme-corp"]
     assert stats.rejected == 1
+
+
+async def test_an_event_from_another_tenants_topic_is_rejected_with_the_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The forged record: globex's credential may write only globex's topic, so an
+    acme-corp event (key and envelope agreeing) read from there is never written."""
+    sink, stats = ListSink(), WorkerTelemetry()
+    forged = params_record(0)
+    forged.topic = "matih.runs.events.tenant.globex"
+    own = params_record(1)
+    own.topic = "matih.runs.events.tenant.acme-corp"
+    await BatchHandler(sink, settings(), stats)(Message((forged, own)))
+    assert [e.params["p"] for e in sink.events] == ["1"]  # type: ignore[union-attr]
+    assert stats.rejected == 1
+    assert (
+        "event of tenant_id 'acme-corp' came from tenant 'globex''s topic"
+        " matih.runs.events.tenant.globex" in caplog.text
+    )
 
 
 async def test_with_run_keys_the_tenant_is_the_key_prefix() -> None:

@@ -12,8 +12,9 @@ from ingest.settings import KafkaSettings
 
 
 def test_the_worker_subscription_is_the_one_the_worker_runs() -> None:
-    """Its topic, title and description come from ``build_worker``'s subscriber; the
-    producers' and the dead-letter channels sit beside it."""
+    """Its topic pattern (the shared topic and every tenant topic), title and description
+    come from ``build_worker``'s subscriber; the producers' and the dead-letter channels
+    sit beside it."""
     kafka = KafkaSettings(topic="team.events", consumer_group="team-workers")
     document = asyncapi_document(kafka)
     broker = build_worker(ConsumerSettings(kafka=kafka), ListSink()).broker
@@ -21,13 +22,15 @@ def test_the_worker_subscription_is_the_one_the_worker_runs() -> None:
     (subscriber,) = broker.subscribers
     (wired,) = subscriber.schema().values()
     documented = document["channels"]["run-events:write-mlflow"]
-    assert documented["address"] == wired.bindings.kafka.topic == "team.events"
+    pattern = r"^team\.events(\.tenant\.[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+    assert documented["address"] == wired.bindings.kafka.topic == pattern
     assert documented["description"] == wired.description
     assert document["operations"]["run-events:write-mlflow"]["action"] == "receive"
     addresses = {name: channel["address"] for name, channel in document["channels"].items()}
     assert addresses == {
-        "run-events:write-mlflow": "team.events",
+        "run-events:write-mlflow": pattern,
         "run-events:publish": "team.events",
+        "run-events:publish-tenant": "team.events.tenant.{tenant_id}",
         "run-events:dead-letter": "team.events.dlq",
     }
 
