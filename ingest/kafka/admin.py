@@ -97,7 +97,23 @@ async def _ensure_topics_once(settings: KafkaSettings, names: list[str]) -> None
             # Another process may create them between our look and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await bounded(admin.create_topics(wanted), settings, "creating topics")
+            await _until_described(admin, settings, [t.name for t in wanted])
             logger.info("created topics %s", ", ".join(t.name for t in wanted))
+
+
+async def _until_described(
+    admin: AIOKafkaAdminClient, settings: KafkaSettings, names: list[str]
+) -> None:
+    """Waits, for at most the request timeout, until the broker answering describes the
+    new topics with their partitions: a create is acknowledged by the controller before
+    every broker's metadata has the topic, and a caller's next look (listing partitions,
+    the lag) would otherwise find it empty."""
+    deadline = time.monotonic() + settings.request_timeout_s
+    while time.monotonic() < deadline:
+        described = await bounded(admin.describe_topics(names), settings, "describing topics")
+        if all(not t["error_code"] and t["partitions"] for t in described):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def _check_partitions(

@@ -14,6 +14,15 @@ from ingest.topics import dead_letter_topic
 pytestmark = pytest.mark.integration
 
 
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The topic admin's warnings (not those of other tests' clients still closing)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ingest.kafka.admin" and r.levelno == logging.WARNING
+    ]
+
+
 async def test_missing_topics_are_created_with_the_configured_partitions(
     kafka_settings: KafkaSettings,
 ) -> None:
@@ -32,9 +41,9 @@ async def test_a_topic_with_fewer_partitions_than_configured_is_kept_and_warned_
     caplog.clear()
     await ensure_topics(kafka_settings.model_copy(update={"partitions": 8}))
     assert len(await topic_partitions(kafka_settings, kafka_settings.topic)) == 2
-    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    (warning,) = warnings(caplog)
     assert f"topic {kafka_settings.topic} has 2 partitions, fewer than the 8 configured" in warning
     assert "at most 2 workers share its load" in warning
     caplog.clear()
     await ensure_topics(kafka_settings.model_copy(update={"partitions": 2}))
-    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert not warnings(caplog)
