@@ -40,12 +40,13 @@ def render(overlay: str) -> list[dict[str, Any]]:
 
 
 def manifest_files() -> list[dict[str, Any]]:
-    """Every manifest file under deploy/k8s, unrendered (kustomizations left out)."""
+    """Every object under deploy/k8s, unrendered (kustomizations and JSON patches left out)."""
     docs: list[dict[str, Any]] = []
     for path in sorted(K8S.rglob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
-        docs.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+        # JSON patches (lists of operations) are not objects; kustomize applies them.
+        docs.extend(doc for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict))
     return docs
 
 

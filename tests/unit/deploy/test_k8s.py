@@ -30,7 +30,7 @@ from tests.unit.deploy.manifests import (
 KUBERNETES_VERSION = "1.33.0"
 """The oldest Kubernetes the manifests are for (a preStop ``sleep`` needs 1.30)."""
 
-CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}
+CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "TriggerAuthentication"}
 """Kinds of operators (Prometheus Operator, KEDA) whose schemas Kubernetes does not
 ship: checked against their CRDs' schemas (kubernetes-models) and field by field."""
 
@@ -177,7 +177,13 @@ def test_autoscaler_tops_out_at_the_partition_count(overlay: str) -> None:
         (trigger,) = scaled["spec"]["triggers"]
         assert trigger["type"] == "kafka"
         meta = trigger["metadata"]
-        assert meta["topic"] == config["MATIH_KAFKA_TOPIC"]
+        # On SASL_SSL (production) the lag counted is the group's on every topic it
+        # reads, the shared one and each tenant's: no single topic is named.
+        assert "topic" not in meta
+        assert (
+            scaled["spec"]["triggers"][0]["authenticationRef"]["name"]
+            == one(docs, "TriggerAuthentication", "matih-ingest-kafka")["metadata"]["name"]
+        )
         assert meta["consumerGroup"] == config["MATIH_KAFKA_CONSUMER_GROUP"]
         assert meta["bootstrapServers"] == config["MATIH_KAFKA_BOOTSTRAP_SERVERS"]
         assert meta["allowIdleConsumers"] == "false"
@@ -198,3 +204,31 @@ def test_production_commits_no_secret() -> None:
         pytest.skip("no kustomize or kubectl installed: the overlays cannot be rendered")
     for overlay in ("production", "production-hpa"):
         assert by_kind(render(overlay), "Secret") == []
+
+
+@pytest.mark.parametrize("overlay", ["production", "production-hpa"])
+def test_production_speaks_sasl_ssl_as_a_principal_per_deployable(overlay: str) -> None:
+    """Each deployable authenticates as its own principal, and the CA file the settings
+    name is where the CA's Secret is mounted; dev stays plaintext for a first look."""
+    if kustomize_command() is None:
+        pytest.skip("no kustomize or kubectl installed: the overlays cannot be rendered")
+    docs = render(overlay)
+    config = one(docs, "ConfigMap", "matih-ingest")["data"]
+    assert config["MATIH_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["MATIH_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    for who in ("worker", "gateway"):
+        pod = one(docs, "Deployment", f"matih-ingest-{who}")["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        secrets = {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
+        assert secrets == {"matih-ingest", f"matih-ingest-{who}-kafka"}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (mount,) = [
+            m
+            for m in container["volumeMounts"]
+            if config["MATIH_KAFKA_CA_FILE"].startswith(m["mountPath"] + "/")
+        ]
+        assert volumes[mount["name"]]["secret"]["secretName"] == "matih-ingest-kafka-ca"
+    assert (
+        "MATIH_KAFKA_SECURITY_PROTOCOL"
+        not in one(render("dev"), "ConfigMap", "matih-ingest")["data"]
+    )

@@ -8,6 +8,10 @@ import { pathToFileURL } from "node:url";
 
 const MODELS = {
   "keda.sh/v1alpha1/ScaledObject": ["keda/keda.sh/v1alpha1/ScaledObject.mjs", "ScaledObject"],
+  "keda.sh/v1alpha1/TriggerAuthentication": [
+    "keda/keda.sh/v1alpha1/TriggerAuthentication.mjs",
+    "TriggerAuthentication",
+  ],
   "monitoring.coreos.com/v1/ServiceMonitor": [
     "prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor.js",
     "ServiceMonitor",
