@@ -20,7 +20,7 @@ from consumers.health import WorkerHealth
 from consumers.settings import ConsumerSettings
 from consumers.sink.base import BaseSink
 from consumers.telemetry import WorkerTelemetry
-from ingest.kafka import ensure_topics, security_options
+from ingest.kafka import check_read_access, ensure_topics, security_options
 from ingest.settings import KafkaSettings, SaslMechanism
 from ingest.topics import events_pattern
 
@@ -84,6 +84,8 @@ def build_worker(
     @app.on_startup
     async def prepare() -> None:
         await ensure_topics(settings.kafka)
+        if settings.kafka.sasl:  # rights exist only where principals do
+            await check_read_access(settings.kafka, settings.kafka.consumer_group)
         await dead_letters.start()
 
     @app.after_shutdown

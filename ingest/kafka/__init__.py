@@ -4,6 +4,7 @@ topics and keys; this package does the I/O."""
 
 from ingest.kafka.admin import (
     admin_client,
+    check_read_access,
     check_write_access,
     ensure_topics,
     events_partitions,
@@ -32,6 +33,7 @@ __all__ = [
     "access_denied",
     "admin_client",
     "bounded",
+    "check_read_access",
     "check_write_access",
     "ensure_topics",
     "events_partitions",

@@ -14,18 +14,19 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 from aiokafka.structs import TopicPartition
 
 from ingest.errors import KafkaUnavailableError
 from ingest.kafka.clients import kafka_admin, kafka_producer, start, stop
-from ingest.kafka.errors import bounded
+from ingest.kafka.errors import access_denied, bounded
 from ingest.replication import topic_layout
 from ingest.settings import KafkaSettings
 from ingest.topics import dead_letter_topic, events_topic, is_events_topic, publish_topic
 
 __all__ = [
     "admin_client",
+    "check_read_access",
     "check_write_access",
     "ensure_topics",
     "events_partitions",
@@ -209,3 +210,29 @@ async def check_write_access(settings: KafkaSettings, tenant_id: str) -> None:
         )
     finally:
         await stop(producer, settings.request_timeout_s)
+
+
+async def check_read_access(settings: KafkaSettings, group: str) -> None:
+    """Checks, as a worker starts, that its principal may see the events topic and use
+    its consumer group: without, aiokafka would only log every refused metadata request
+    while the worker looked alive. (Kafka gives READ and DESCRIBE together in the ACLs
+    ``tenants worker`` sets; DESCRIBE is what a client can ask about without reading.)
+
+    Raises:
+        KafkaAccessDeniedError: no ACL gives the principal the topic, or the group.
+        KafkaUnavailableError: Kafka did not answer (nothing is known yet).
+    """
+    topic = events_topic(settings)
+    reading = f"reading topic {topic!r}"
+    async with admin_client(settings) as admin:
+        (described,) = await bounded(admin.describe_topics([topic]), settings, reading)
+        if described["error_code"] == TopicAuthorizationFailedError.errno:
+            raise access_denied(settings, reading, TopicAuthorizationFailedError(topic))
+        # A group coordinator not elected yet (a new cluster) proves nothing either way:
+        # the group's own join waits for it.
+        with contextlib.suppress(KafkaUnavailableError):
+            await bounded(
+                admin.list_consumer_group_offsets(group),
+                settings,
+                f"using consumer group {group!r}",
+            )

@@ -450,3 +450,24 @@ def test_the_tenants_command_adds_lists_rotates_and_removes(cluster: Cluster) ->
     assert "its runs in MLflow are untouched" in removed.output
     assert asyncio.run(TenantAdmin(cluster.admin).access("umbrella")).principals == []
     assert printed["MATIH_KAFKA_PASSWORD"] not in listed.output + rotated.output + removed.output
+
+
+def test_a_worker_without_read_rights_exits_with_one_line(cluster: Cluster) -> None:
+    """A tenant's credential may write its own topic, never read the events: a worker
+    started with it stops at once, naming the principal and what was refused, instead
+    of looking alive while every fetch is refused."""
+    acme = cluster.principal(ACME)
+    env = {
+        **kafka_env(acme),
+        "MATIH_KAFKA_BOOTSTRAP_SERVERS": acme.bootstrap_servers,
+        "MATIH_KAFKA_TOPIC": acme.topic,
+        "MATIH_KAFKA_CONSUMER_GROUP": acme.consumer_group,
+        "MATIH_MLFLOW_TRACKING_URI": cluster.mlflow.tracking_uri,
+    }
+    result = CliRunner().invoke(app, ["worker"], env=env)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("worker cannot start: Kafka at ")
+    assert "refused principal 'acme-corp' (SCRAM-SHA-512)" in line
+    assert "no ACL allows it on the" in line
+    assert cluster.passwords[ACME] not in result.output
