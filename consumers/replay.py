@@ -29,6 +29,7 @@ from ingest.errors import InvalidEventError
 from ingest.events import (
     ArtifactLogged,
     Event,
+    MetricsColumns,
     MetricsLogged,
     ParamsLogged,
     RunCreated,
@@ -232,8 +233,8 @@ class Replayer:
 def _count(event: Event, summary: ReplaySummary) -> None:
     summary.matched += 1
     summary.runs.add((event.tenant_id, event.run_id))
-    if isinstance(event, MetricsLogged):
-        summary.points += len(event.metrics)
+    if isinstance(event, MetricsLogged | MetricsColumns):
+        summary.points += event.point_count
     elif isinstance(event, ParamsLogged):
         summary.params += len(event.params)
     elif isinstance(event, TagsSet):
