@@ -3,6 +3,7 @@ worker and a replay: MLflow holds every point once, exactly as version 1 alone w
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from consumers import MlflowSink
+from consumers.redrive import redrive
 from consumers.replay import Replayer
+from ingest import codec
 from ingest.events import (
     EventEnvelope,
     MetricPoint,
@@ -133,3 +136,35 @@ async def test_a_topic_of_both_versions_writes_each_point_once_as_version_1_does
     assert summary.points == 80 + 30 + 40 + 30 + 40 + 10  # every point read, duplicates too
     assert not summary.dead_letters
     assert histories(rebuilt.tracking_uri) == written
+
+
+async def test_a_dead_lettered_compact_event_is_redriven_and_written_exactly(
+    producer_settings: ProducerSettings, worker: WorkerThread
+) -> None:
+    """Version 2 points for a run nobody created yet are dead-lettered (no experiment
+    to put them in); once the run exists, ``dlq redrive`` delivers the record as it was,
+    and MLflow holds its points, NaN and infinities included, once each."""
+    run = {"tenant_id": TENANT, "run_id": new_run_id()}
+    orphan = v2(run, POINTS[:20])
+    await publish_and_wait_written(producer_settings, [orphan])
+    await publish_and_wait_written(
+        producer_settings, [RunCreated(**run, experiment_name="versions", start_time=NOW)]
+    )
+    assert histories(worker.settings.mlflow.tracking_uri)[run["run_id"]] == {}
+
+    (letter,) = await redrive(producer_settings.kafka)
+    assert "does not exist and no event names its experiment" in letter.error
+    assert letter.value == codec.encode(orphan)
+    deadline = asyncio.get_running_loop().time() + 30
+    while not histories(worker.settings.mlflow.tracking_uri)[run["run_id"]]:
+        assert asyncio.get_running_loop().time() < deadline, "the re-driven points did not land"
+        await asyncio.sleep(0.2)
+    written = histories(worker.settings.mlflow.tracking_uri)[run["run_id"]]
+    assert written["loss"] == [
+        (step, NOW + step, "nan" if step == 3 else repr(1 / (step + 1))) for step in range(10)
+    ]
+    assert [value for _, _, value in written["acc"]][4:7] == [
+        "0.1",
+        "1.7976931348623157e+308",
+        "-1.7976931348623157e+308",
+    ]
