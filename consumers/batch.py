@@ -17,8 +17,7 @@ from ingest.events import (
     Event,
     EventEnvelope,
     MetricRow,
-    MetricsColumns,
-    MetricsLogged,
+    MetricsEvent,
     ParamsLogged,
     RunCreated,
     RunEnded,
@@ -75,7 +74,7 @@ class RunWrites:
         self.events.append((event, source))
         if self.experiment_name is None and event.experiment_name is not None:
             self.experiment_name = event.experiment_name
-        if isinstance(event, MetricsLogged | MetricsColumns):
+        if isinstance(event, MetricsEvent):
             seen = self._seen
             for row in event.rows():
                 if row not in seen:

@@ -29,8 +29,7 @@ from ingest.errors import InvalidEventError
 from ingest.events import (
     ArtifactLogged,
     Event,
-    MetricsColumns,
-    MetricsLogged,
+    MetricsEvent,
     ParamsLogged,
     RunCreated,
     RunEnded,
@@ -233,7 +232,7 @@ class Replayer:
 def _count(event: Event, summary: ReplaySummary) -> None:
     summary.matched += 1
     summary.runs.add((event.tenant_id, event.run_id))
-    if isinstance(event, MetricsLogged | MetricsColumns):
+    if isinstance(event, MetricsEvent):
         summary.points += event.point_count
     elif isinstance(event, ParamsLogged):
         summary.params += len(event.params)

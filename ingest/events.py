@@ -274,6 +274,9 @@ class MetricsColumns(EventEnvelope):
                     f"{name} has {len(getattr(self, name))} entries; every column needs one"
                     f" per point, as key_index has {count}"
                 )
+        if len(set(self.keys)) != len(self.keys):
+            twice = next(key for key in self.keys if self.keys.count(key) > 1)
+            raise ValueError(f"keys names {twice!r} twice; each key is written once")
         if max(self.key_index) >= len(self.keys):
             raise ValueError(
                 f"key_index {max(self.key_index)} names no key; keys has {len(self.keys)}"

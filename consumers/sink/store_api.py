@@ -25,7 +25,7 @@ from consumers.runs import RunRegistry, RunState
 from consumers.sink.compat import tracking_store
 from consumers.sink.refusals import refused
 from ingest.errors import InvalidEventError
-from ingest.events import EventEnvelope, MetricRow, MetricsColumns, MetricsLogged
+from ingest.events import EventEnvelope, MetricRow, MetricsEvent
 from ingest.layout import MLFLOW_STATUS
 
 _Item = Metric | Param | RunTag
@@ -118,7 +118,7 @@ def _reject(item: _Item, exc: MlflowException, writes: RunWrites) -> Rejection:
         what = f"metric {item.key!r} at step {item.step}"
 
         def carries(event: EventEnvelope) -> bool:
-            return isinstance(event, MetricsLogged | MetricsColumns) and any(
+            return isinstance(event, MetricsEvent) and any(
                 (p.key, p.step, p.timestamp) == (item.key, item.step, item.timestamp)
                 for p in event.rows()
             )

@@ -33,7 +33,7 @@ from ingest.codec import decode, encode
 from ingest.events import (
     Event,
     MetricPoint,
-    MetricsColumns,
+    MetricsEvent,
     MetricsLogged,
     ParamsLogged,
     RunCreated,
@@ -156,7 +156,7 @@ class Stream:
             point.key
             for batch in self.batches
             for event, _ in batch
-            if isinstance(event, MetricsLogged | MetricsColumns) and event.run_id == run_id
+            if isinstance(event, MetricsEvent) and event.run_id == run_id
             for point in event.rows()
         }
 

@@ -93,6 +93,7 @@ def test_the_headers_name_the_compact_kind_and_version_2() -> None:
         ({"key_index": [0, 1, 3, 1, 2, 0]}, "key_index 3 names no key; keys has 3"),
         ({"key_index": [0, -1, 0, 1, 2, 0]}, "key_index.1: Input should be greater than or equal"),
         ({"keys": ["loss", "../x", "lr"]}, "keys.1: Value error, key '../x' would resolve"),
+        ({"keys": ["loss", "acc", "loss"]}, "keys names 'loss' twice; each key is written once"),
         ({"keys": []}, "keys: Tuple should have at least 1 item"),
         ({"values": [1.0, "high", 3.0, 4.0, 5.0, 6.0]}, "values.1: Input should be a valid number"),
         (
