@@ -16,8 +16,8 @@ from ingest.events import (
     ArtifactLogged,
     Event,
     EventEnvelope,
-    MetricPoint,
-    MetricsLogged,
+    MetricRow,
+    MetricsEvent,
     ParamsLogged,
     RunCreated,
     RunEnded,
@@ -66,7 +66,7 @@ class RunWrites:
     run_id: str
     experiment_name: str | None = None
     created: RunCreated | None = None
-    metrics: list[MetricPoint] = field(default_factory=list)
+    metrics: list[MetricRow] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     ended: RunEnded | None = None
@@ -74,19 +74,19 @@ class RunWrites:
     """Per param key, the event that carried it (to reject just that event)."""
     rejections: list[Rejection] = field(default_factory=list)
     events: list[tuple[Event, RecordRef | None]] = field(default_factory=list)
-    _seen: set[tuple[str, int, int, float]] = field(default_factory=set)
+    _seen: set[MetricRow] = field(default_factory=set)
 
     def add(self, event: Event, source: RecordRef | None) -> None:
         """Folds one event of this run into the writes."""
         self.events.append((event, source))
         if self.experiment_name is None and event.experiment_name is not None:
             self.experiment_name = event.experiment_name
-        if isinstance(event, MetricsLogged):
-            for point in event.metrics:
-                identity = (point.key, point.step, point.timestamp, point.value)
-                if identity not in self._seen:
-                    self._seen.add(identity)
-                    self.metrics.append(point)
+        if isinstance(event, MetricsEvent):
+            seen = self._seen
+            for row in event.rows():
+                if row not in seen:
+                    seen.add(row)
+                    self.metrics.append(row)
         elif isinstance(event, ParamsLogged):
             self._add_params(event, source)
         elif isinstance(event, TagsSet):
@@ -130,12 +130,12 @@ class RunWrites:
 
     def chunks(
         self,
-    ) -> list[tuple[list[MetricPoint], list[tuple[str, str]], list[tuple[str, str]]]]:
+    ) -> list[tuple[list[MetricRow], list[tuple[str, str]], list[tuple[str, str]]]]:
         """The writes in ``log_batch``-sized calls, as MLflow's store takes them: at most
         100 params, 100 tags and 1000 entities in all per call, no param key twice."""
         params = _split(list(self.params.items()), MAX_PARAMS_PER_BATCH)
         tags = _split(list(self.tags.items()), MAX_TAGS_PER_BATCH)
-        calls: list[tuple[list[MetricPoint], list[tuple[str, str]], list[tuple[str, str]]]] = []
+        calls: list[tuple[list[MetricRow], list[tuple[str, str]], list[tuple[str, str]]]] = []
         start = 0
         nothing: list[tuple[str, str]] = []
         for p, t in zip_longest(params, tags, fillvalue=nothing):

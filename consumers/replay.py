@@ -29,7 +29,7 @@ from ingest.errors import InvalidEventError
 from ingest.events import (
     ArtifactLogged,
     Event,
-    MetricsLogged,
+    MetricsEvent,
     ParamsLogged,
     RunCreated,
     RunEnded,
@@ -233,8 +233,8 @@ class Replayer:
 def _count(event: Event, summary: ReplaySummary) -> None:
     summary.matched += 1
     summary.runs.add((event.tenant_id, event.run_id))
-    if isinstance(event, MetricsLogged):
-        summary.points += len(event.metrics)
+    if isinstance(event, MetricsEvent):
+        summary.points += event.point_count
     elif isinstance(event, ParamsLogged):
         summary.params += len(event.params)
     elif isinstance(event, TagsSet):

@@ -20,7 +20,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from consumers.batch import Rejection
 from consumers.lag_status import LagStatus
 from consumers.lag_watch import LagReport
-from ingest.events import EventEnvelope, MetricsLogged
+from ingest.events import EventEnvelope, MetricsEvent
 
 __all__ = ["WorkerTelemetry"]
 
@@ -145,9 +145,9 @@ class WorkerTelemetry:
         refused = {id(r.event) for r in rejections if r.event is not None}
         self._points_written.inc(
             sum(
-                len(e.metrics)
+                e.point_count
                 for e in events
-                if isinstance(e, MetricsLogged) and id(e) not in refused
+                if isinstance(e, MetricsEvent) and id(e) not in refused
             )
         )
         self._decode_cpu_seconds.inc(decode_cpu_seconds)

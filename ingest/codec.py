@@ -5,7 +5,7 @@ Headers let a consumer route or dead-letter a record without parsing its value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
@@ -25,18 +25,26 @@ def encode(event: EventEnvelope) -> bytes:
     return event.model_dump_json().encode()
 
 
-def encode_metrics(
-    envelope: EventEnvelope, points: Sequence[Mapping[str, str | float | int]]
+def encode_columns(
+    envelope: EventEnvelope,
+    *,
+    keys: Sequence[str],
+    key_index: Sequence[int],
+    values: Sequence[float],
+    steps: Sequence[int],
+    timestamps: Sequence[int],
 ) -> bytes:
-    """The record value of a ``MetricsLogged`` with ``envelope``'s fields and these
-    points, already validated, each a ``{"key", "value", "step", "timestamp"}`` dict.
+    """The record value of a ``MetricsColumns`` with ``envelope``'s fields and these
+    columns, already validated.
 
-    The same bytes as ``encode`` of the model, without building a model per point:
-    pydantic's serializer (NaN and ±Infinity as constants, like the models) on plain
-    dicts, about 1 us a point less, which is most of what a trainer's sender spends.
+    The same bytes as ``encode`` of the model, without validating a model: pydantic's
+    serializer (NaN and ±Infinity as constants, like the models) on plain lists, which
+    is most of what a trainer's sender spends.
     """
-    body = envelope.model_dump(mode="json", exclude={"metrics"})
-    body["metrics"] = points
+    body = envelope.model_dump(
+        mode="json", exclude={"keys", "key_index", "values", "steps", "timestamps"}
+    )
+    body.update(keys=keys, key_index=key_index, values=values, steps=steps, timestamps=timestamps)
     return to_json(body, inf_nan_mode="constants")
 
 

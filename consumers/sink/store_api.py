@@ -25,7 +25,7 @@ from consumers.runs import RunRegistry, RunState
 from consumers.sink.compat import tracking_store
 from consumers.sink.refusals import refused
 from ingest.errors import InvalidEventError
-from ingest.events import EventEnvelope, MetricPoint, MetricsLogged
+from ingest.events import EventEnvelope, MetricRow, MetricsEvent
 from ingest.layout import MLFLOW_STATUS
 
 _Item = Metric | Param | RunTag
@@ -105,7 +105,7 @@ class StoreApiWriter:
         return []
 
 
-def _metric(point: MetricPoint) -> Metric:
+def _metric(point: MetricRow) -> Metric:
     return Metric(point.key, point.value, point.timestamp, point.step)
 
 
@@ -118,9 +118,9 @@ def _reject(item: _Item, exc: MlflowException, writes: RunWrites) -> Rejection:
         what = f"metric {item.key!r} at step {item.step}"
 
         def carries(event: EventEnvelope) -> bool:
-            return isinstance(event, MetricsLogged) and any(
+            return isinstance(event, MetricsEvent) and any(
                 (p.key, p.step, p.timestamp) == (item.key, item.step, item.timestamp)
-                for p in event.metrics
+                for p in event.rows()
             )
     else:
         what = f"tag {item.key!r}"

@@ -2,7 +2,7 @@
 
 A logging call only appends to a deque (atomic under the GIL) and adds its estimated
 size to a byte count: no wait, no I/O. The sender drains it and packs consecutive
-metric calls of a run into ``MetricsLogged`` records of up to 1000 points, keeping
+metric calls of a run into ``MetricsColumns`` records of up to 1000 points, keeping
 each run's order, and encodes them (``pack``).
 
 The buffer may hold what the SDK's memory bound (``ProducerSettings.memory_bytes``)
@@ -21,10 +21,10 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from ingest import codec
-from ingest.events import EventEnvelope, MetricsLogged, ParamsLogged, RunCreated, TagsSet
+from ingest.events import EventEnvelope, MetricsColumns, ParamsLogged, RunCreated, TagsSet
 from ingest.validation import MAX_METRICS_PER_BATCH
 from producers.spool.segment import SpoolEntry
 from producers.telemetry import warn_again
@@ -175,44 +175,79 @@ class EventBuffer:
             )
 
 
+class _Columns:
+    """One run's metric points on their way to a ``MetricsColumns`` record: each key
+    once, then a column per field, appended straight from the buffered calls."""
+
+    __slots__ = ("index", "key_index", "run", "steps", "timestamps", "values")
+
+    def __init__(self, run: RunIdentity) -> None:
+        self.run = run
+        self.index: dict[str, int] = {}
+        self.key_index: list[int] = []
+        self.values: list[float] = []
+        self.steps: list[int] = []
+        self.timestamps: list[int] = []
+
+    def add(self, step: int, timestamp: int, points: Sequence[tuple[str, float]]) -> None:
+        index = self.index
+        for key, value in points:
+            position = index.get(key)
+            if position is None:
+                position = index[key] = len(index)
+            self.key_index.append(position)
+            self.values.append(value)
+        self.steps.extend([step] * len(points))
+        self.timestamps.extend([timestamp] * len(points))
+
+    def outgoing(self) -> Outgoing:
+        # The envelope without its points (built unvalidated: the calls were checked).
+        head = MetricsColumns.model_construct(
+            tenant_id=self.run.tenant_id,
+            run_id=self.run.run_id,
+            experiment_name=self.run.experiment_name,
+            keys=(),
+            key_index=(),
+            values=(),
+            steps=(),
+            timestamps=(),
+        )
+        value = codec.encode_columns(
+            head,
+            keys=list(self.index),
+            key_index=self.key_index,
+            values=self.values,
+            steps=self.steps,
+            timestamps=self.timestamps,
+        )
+        return Outgoing(head, SpoolEntry(value, len(self.values)))
+
+
 def pack(items: Iterable[Item]) -> list[Outgoing]:
     """Turns drained items into encoded events: each run's metric calls become
-    ``MetricsLogged`` records of at most 1000 points, placed before that run's next
+    ``MetricsColumns`` records of at most 1000 points, placed before that run's next
     lifecycle event."""
-    pending: dict[tuple[str, str], tuple[RunIdentity, list[dict[str, Any]]]] = {}
+    pending: dict[tuple[str, str], _Columns] = {}
     packed: list[Outgoing] = []
     for item in items:
         if isinstance(item, tuple):
             tenant_id, run_id, experiment_name, step, timestamp, points = item
-            held = pending.get((tenant_id, run_id))
-            if held is None:
+            columns = pending.get((tenant_id, run_id))
+            if columns is None:
                 run = RunIdentity(tenant_id, run_id, experiment_name)
-                held = pending[tenant_id, run_id] = (run, [])
-            bucket = held[1]
-            bucket.extend(
-                {"key": key, "value": value, "step": step, "timestamp": timestamp}
-                for key, value in points
-            )
+                columns = pending[tenant_id, run_id] = _Columns(run)
+            while len(columns.values) + len(points) > MAX_METRICS_PER_BATCH:
+                room = MAX_METRICS_PER_BATCH - len(columns.values)
+                columns.add(step, timestamp, points[:room])
+                packed.append(columns.outgoing())
+                columns = pending[tenant_id, run_id] = _Columns(columns.run)
+                points = points[room:]
+            if points:
+                columns.add(step, timestamp, points)
             continue
         held = pending.pop((item.tenant_id, item.run_id), None)
         if held is not None:
-            packed.extend(_metrics_records(*held))
+            packed.append(held.outgoing())
         packed.append(Outgoing(item, SpoolEntry(codec.encode(item), 0)))
-    for held in pending.values():
-        packed.extend(_metrics_records(*held))
+    packed.extend(columns.outgoing() for columns in pending.values())
     return packed
-
-
-def _metrics_records(run: RunIdentity, points: list[dict[str, Any]]) -> list[Outgoing]:
-    records = []
-    for start in range(0, len(points), MAX_METRICS_PER_BATCH):
-        chunk = points[start : start + MAX_METRICS_PER_BATCH]
-        # The envelope without its points (built unvalidated: the calls were checked).
-        head = MetricsLogged.model_construct(
-            tenant_id=run.tenant_id,
-            run_id=run.run_id,
-            experiment_name=run.experiment_name,
-            metrics=(),
-        )
-        records.append(Outgoing(head, SpoolEntry(codec.encode_metrics(head, chunk), len(chunk))))
-    return records

@@ -20,7 +20,7 @@ import pytest
 
 from consumers import ConsumerSettings
 from ingest import codec
-from ingest.events import MetricsLogged
+from ingest.events import MetricsColumns
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings, MlflowSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
@@ -194,8 +194,8 @@ def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exa
     held: dict[tuple[str, int], tuple[int, float]] = {}
     for record in spool.read(10**9):
         event = codec.decode(record.value)
-        if isinstance(event, MetricsLogged):
-            held.update({(p.key, p.step): (p.timestamp, p.value) for p in event.metrics})
+        if isinstance(event, MetricsColumns):
+            held.update({(p.key, p.step): (p.timestamp, p.value) for p in event.rows()})
     events = spool.events
     spool.close()
     assert held, "the kill should have left points in the spool"

@@ -33,6 +33,7 @@ from ingest.codec import decode, encode
 from ingest.events import (
     Event,
     MetricPoint,
+    MetricsEvent,
     MetricsLogged,
     ParamsLogged,
     RunCreated,
@@ -155,8 +156,8 @@ class Stream:
             point.key
             for batch in self.batches
             for event, _ in batch
-            if isinstance(event, MetricsLogged) and event.run_id == run_id
-            for point in event.metrics
+            if isinstance(event, MetricsEvent) and event.run_id == run_id
+            for point in event.rows()
         }
 
     def names_run(self, run_id: str) -> bool:

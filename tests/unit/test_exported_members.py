@@ -10,10 +10,10 @@ import pytest
 SURFACE = {
     "ingest": {
         "ArtifactLogged", "Event", "EventEnvelope", "EventKind", "IngestError", "InvalidEventError",
-        "KafkaSettings", "KafkaUnavailableError", "KeyStrategy", "MetricPoint", "MetricsLogged",
-        "MetricsSettings", "MlflowSettings", "ParamsLogged", "RunCreated", "RunEnded",
-        "RunStatus", "TagsSet", "dead_letter_topic", "decode", "encode", "events_topic",
-        "new_run_id",
+        "KafkaSettings", "KafkaUnavailableError", "KeyStrategy", "MetricPoint", "MetricsColumns",
+        "MetricsLogged", "MetricsSettings", "MlflowSettings", "ParamsLogged", "RunCreated",
+        "RunEnded", "RunStatus", "TagsSet", "dead_letter_topic", "decode", "encode",
+        "events_topic", "new_run_id",
     },
     "producers": {
         "ActiveRun", "DeliveryReport", "EventPublisher", "ExperimentTracker", "ProducerMetrics",

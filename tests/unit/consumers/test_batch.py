@@ -6,6 +6,8 @@ from consumers.batch import RecordRef, coalesce
 from ingest.events import (
     ArtifactLogged,
     MetricPoint,
+    MetricRow,
+    MetricsColumns,
     MetricsLogged,
     ParamsLogged,
     RunCreated,
@@ -65,6 +67,27 @@ def test_the_workers_mapping_tags_are_written_last_over_any_producers() -> None:
         }
     (untagged,) = coalesce([(metrics(0), None)])
     assert untagged.run_tags() == {}
+
+
+def test_the_same_points_in_both_versions_are_written_once() -> None:
+    """A run whose points arrive as version 1 (the gateway, an old SDK) and again as
+    version 2 (a redelivery from a newer SDK) writes each point once, in order."""
+    compact = MetricsColumns(
+        **BASE,
+        keys=("loss", "acc"),
+        key_index=(0, 1, 0),
+        values=(0.1, 0.9, 0.2),
+        steps=(1, 1, 2),
+        timestamps=(1, 1, 2),
+    )
+    (writes,) = coalesce([(metrics(0, 1), None), (compact, None), (metrics(2, key="acc"), None)])
+    assert writes.metrics == [
+        MetricRow("loss", 0.0, 0, 0),
+        MetricRow("loss", 0.1, 1, 1),
+        MetricRow("acc", 0.9, 1, 1),
+        MetricRow("loss", 0.2, 2, 2),
+        MetricRow("acc", 0.2, 2, 2),
+    ]
 
 
 def test_runs_and_tenants_stay_apart_in_first_seen_order() -> None:

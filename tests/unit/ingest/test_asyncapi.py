@@ -47,3 +47,17 @@ def test_what_the_worker_receives_is_documented_as_the_event_the_producers_send(
     schema = json.dumps(document["components"]["schemas"][payload["$ref"].rsplit("/", 1)[-1]])
     assert all(f"#/components/schemas/{kind}" in schema for kind in ("RunCreated", "RunEnded"))
     assert "EmptyPayload" not in document["components"]["schemas"]
+
+
+def test_both_versions_of_the_metrics_event_are_documented() -> None:
+    """Version 1 (a point per object) and version 2 (columns) are both on the topic:
+    the document names each, with its kind, schema version and fields."""
+    schemas = asyncapi_document(KafkaSettings())["components"]["schemas"]
+    v1, v2 = schemas["MetricsLogged"], schemas["MetricsColumns"]
+    assert v1["properties"]["kind"]["const"] == "metrics.logged"
+    assert v1["properties"]["schema_version"]["const"] == 1
+    assert {"metrics"} <= set(v1["required"])
+    assert v2["properties"]["kind"]["const"] == "metrics.columns"
+    assert v2["properties"]["schema_version"]["const"] == 2
+    assert {"keys", "key_index", "values", "steps", "timestamps"} <= set(v2["required"])
+    assert "columns" in v2["description"]

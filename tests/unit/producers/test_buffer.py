@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ingest import codec
-from ingest.events import MetricPoint, MetricsLogged, ParamsLogged
+from ingest.events import MetricRow, MetricsColumns, ParamsLogged
 from ingest.ids import new_run_id
 from producers.delivery.buffer import (
     CALL_BYTES,
@@ -42,8 +42,22 @@ def test_metric_calls_pack_into_events_of_at_most_1000_points() -> None:
     for step in range(600):
         buffer.add_metrics(A, step, 1, [("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)])
     packed = decoded(buffer)
-    assert [len(e.metrics) for e in packed] == [1000, 1000, 400]
-    assert [p.step for e in packed for p in e.metrics if p.key == "a"] == list(range(600))
+    assert [e.point_count for e in packed] == [1000, 1000, 400]
+    assert [p.step for e in packed for p in e.rows() if p.key == "a"] == list(range(600))
+    assert [e.keys for e in packed] == [("a", "b", "c", "d")] * 3
+
+
+def test_a_call_wider_than_a_record_is_split_across_records() -> None:
+    buffer = EventBuffer(max_bytes=10**9)
+    buffer.add_metrics(A, 0, 1, [("before", 0.0)])
+    buffer.add_metrics(A, 1, 2, [(f"m{i}", float(i)) for i in range(2500)])
+    packed = decoded(buffer)
+    assert [e.point_count for e in packed] == [1000, 1000, 501]
+    rows = [row for e in packed for row in e.rows()]
+    assert rows == [MetricRow("before", 0.0, 0, 1)] + [
+        MetricRow(f"m{i}", float(i), 1, 2) for i in range(2500)
+    ]
+    assert [len(e.keys) for e in packed] == [1000, 1000, 501]
 
 
 def test_each_runs_points_precede_its_next_lifecycle_event() -> None:
@@ -54,10 +68,10 @@ def test_each_runs_points_precede_its_next_lifecycle_event() -> None:
     buffer.add_metrics(A, 1, 1, [("loss", 0.5)])
     packed = decoded(buffer)
     of_a = [e for e in packed if e.run_id == A.run_id]
-    assert [type(e).__name__ for e in of_a] == ["MetricsLogged", "ParamsLogged", "MetricsLogged"]
-    assert [e.metrics[0].value for e in of_a if isinstance(e, MetricsLogged)] == [1.0, 0.5]
+    assert [type(e).__name__ for e in of_a] == ["MetricsColumns", "ParamsLogged", "MetricsColumns"]
+    assert [e.values for e in of_a if isinstance(e, MetricsColumns)] == [(1.0,), (0.5,)]
     of_b = [e for e in packed if e.run_id == B.run_id]
-    assert [(type(e).__name__, e.metrics[0].value) for e in of_b] == [("MetricsLogged", 2.0)]
+    assert [(type(e).__name__, e.values) for e in of_b] == [("MetricsColumns", (2.0,))]
 
 
 def test_a_packed_metrics_record_decodes_to_exactly_the_points_logged() -> None:
@@ -73,17 +87,17 @@ def test_a_packed_metrics_record_decodes_to_exactly_the_points_logged() -> None:
         buffer.add_metrics(A, step, timestamp, points)
     (outgoing,) = pack(buffer.drain())
     event = codec.decode(outgoing.entry.value)
-    expected = MetricsLogged(
+    expected = MetricsColumns(
         event_id=outgoing.event.event_id,
         occurred_at=outgoing.event.occurred_at,
         tenant_id=A.tenant_id,
         run_id=A.run_id,
         experiment_name=A.experiment_name,
-        metrics=tuple(
-            MetricPoint(key=key, value=value, step=step, timestamp=timestamp)
-            for step, timestamp, points in logged
-            for key, value in points
-        ),
+        keys=("loss", "acc", "lr"),
+        key_index=(0, 1, 0, 1, 0, 2),
+        values=tuple(value for _, _, points in logged for _, value in points),
+        steps=(0, 0, -(2**63), -(2**63), 7, 7),
+        timestamps=(1, 1, 2**63 - 1, 2**63 - 1, 1_700_000_000_123, 1_700_000_000_123),
     )
     assert outgoing.entry.value == codec.encode(expected)
     assert event.model_dump_json() == expected.model_dump_json()
@@ -126,8 +140,8 @@ def test_a_call_never_waits_and_past_its_share_the_oldest_points_drop(
     assert buffer.dropped_points == 2
     assert "dropped the oldest metric points, 1 so far" in caplog.text
     packed = decoded(buffer)
-    assert [type(e).__name__ for e in packed] == ["ParamsLogged", "MetricsLogged"]
-    assert [p.step for p in packed[1].metrics] == [2, 3]
+    assert [type(e).__name__ for e in packed] == ["ParamsLogged", "MetricsColumns"]
+    assert packed[1].steps == (2, 3)
     assert buffer.size_bytes == 0
 
     tiny = EventBuffer(max_bytes=event_bytes)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ingest import codec
-from ingest.events import MetricsLogged, ParamsLogged, RunCreated, RunEnded, TagsSet
+from ingest.events import MetricsColumns, ParamsLogged, RunCreated, RunEnded, TagsSet
 from ingest.settings import KafkaSettings
 from producers import ExperimentTracker, ProducerSettings, RunConfig
 from producers.spool.directory import EventSpool
@@ -63,7 +63,7 @@ def test_close_without_a_broker_keeps_its_bound_and_spools_exactly_what_was_logg
     assert isinstance(events[0], RunCreated)
     assert [len(e.params) for e in events if isinstance(e, ParamsLogged)] == [100, 50]
     assert [e.tags for e in events if isinstance(e, TagsSet)] == [{"phase": "offline"}]
-    points = [p for e in events if isinstance(e, MetricsLogged) for p in e.metrics]
+    points = [p for e in events if isinstance(e, MetricsColumns) for p in e.rows()]
     assert [(p.key, p.step, p.timestamp, p.value) for p in points] == [
         (key, step, 1000 + step, value)
         for step in range(100)
@@ -97,6 +97,6 @@ def test_a_joined_rank_publishes_neither_run_created_nor_run_ended(tmp_path: Pat
     report = tracker.close(0.5)
     records = EventSpool(Path(report.spool_path), max_bytes=10_000_000).read(100)
     events = [codec.decode(record.value) for record in records]
-    assert [type(event) for event in events] == [ParamsLogged, MetricsLogged]
+    assert [type(event) for event in events] == [ParamsLogged, MetricsColumns]
     assert {event.run_id for event in events} == {shared}
     assert all(event.experiment_name == "exp" for event in events)

@@ -15,7 +15,7 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 from ingest import codec
 from ingest.events import (
     EventEnvelope,
-    MetricsLogged,
+    MetricsColumns,
     ParamsLogged,
     RunCreated,
     RunEnded,
@@ -73,8 +73,8 @@ async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
     assert router.spool is not None
     (record,) = router.spool.read(10)
     event = codec.decode(record.value)
-    assert isinstance(event, MetricsLogged)
-    assert [(p.step, p.value) for p in event.metrics] == [(282, 0.5)]
+    assert isinstance(event, MetricsColumns)
+    assert [(p.step, p.value) for p in event.rows()] == [(282, 0.5)]
     registry = metrics.registry
     assert registry.get_sample_value("matih_ingest_producer_spool_events") == 1
     assert (
@@ -118,9 +118,7 @@ def log_records(buffer: EventBuffer, run: RunIdentity, first: int, count: int) -
 def steps_of(values: list[bytes]) -> list[int]:
     """The first step of each metrics record in ``values``."""
     return [
-        event.metrics[0].step
-        for event in map(codec.decode, values)
-        if isinstance(event, MetricsLogged)
+        event.steps[0] for event in map(codec.decode, values) if isinstance(event, MetricsColumns)
     ]
 
 
@@ -219,13 +217,13 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
     assert "dropped the oldest metric points" in caplog.text
     kept = publisher.values + [item.entry.value for item in router.backlog]  # sent, then held
     events = [codec.decode(value) for value in kept]
-    assert [e.kind for e in events if not isinstance(e, MetricsLogged)] == [
+    assert [e.kind for e in events if not isinstance(e, MetricsColumns)] == [
         "run.created",
         "params.logged",
         "tags.set",
         "run.ended",
     ]
-    kept_steps = [e.metrics[0].step for e in events if isinstance(e, MetricsLogged)]
+    kept_steps = [e.steps[0] for e in events if isinstance(e, MetricsColumns)]
     assert kept_steps == list(range(20 - len(kept_steps), 20)), "the newest points stay"
     assert router.backlog.dropped_points == 1000 * (20 - len(kept_steps)) > 0
     registry = metrics.registry

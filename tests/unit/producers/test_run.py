@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from ingest import codec
 from ingest.errors import InvalidEventError
-from ingest.events import MetricsLogged, ParamsLogged, RunEnded, RunStatus, TagsSet
+from ingest.events import MetricsColumns, ParamsLogged, RunEnded, RunStatus, TagsSet
 from ingest.ids import new_run_id
 from producers import ActiveRun, ProducerSettings, RunConfig, RunMetrics, RunStateError
 from producers.artifacts import ArtifactUploader
@@ -57,14 +57,14 @@ def test_the_spec_example_logs_three_metrics_per_epoch(run: ActiveRun, buffer: E
     for epoch in range(3):
         run.log_metrics({"train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.7}, step=epoch)
     (event,) = events(buffer)
-    assert isinstance(event, MetricsLogged)
-    assert [(p.key, p.step) for p in event.metrics][:4] == [
+    assert isinstance(event, MetricsColumns)
+    assert [(p.key, p.step) for p in event.rows()][:4] == [
         ("train_loss", 0),
         ("val_loss", 0),
         ("val_accuracy", 0),
         ("train_loss", 1),
     ]
-    assert len(event.metrics) == 9
+    assert event.point_count == 9
 
 
 def test_params_are_stringified(run: ActiveRun, buffer: EventBuffer) -> None:
@@ -82,7 +82,7 @@ def test_params_are_stringified(run: ActiveRun, buffer: EventBuffer) -> None:
 def test_run_metrics_objects_carry_their_step(run: ActiveRun, buffer: EventBuffer) -> None:
     run.log_metrics(RunMetrics(metrics={"loss": 1.0}, step=7))
     (event,) = events(buffer)
-    assert event.metrics[0].step == 7
+    assert event.steps[0] == 7
 
 
 def test_log_batch_takes_the_spec_shape(run: ActiveRun, buffer: EventBuffer) -> None:
@@ -95,7 +95,7 @@ def test_log_batch_takes_the_spec_shape(run: ActiveRun, buffer: EventBuffer) -> 
         tags=[{"key": "run_type", "value": "hyperparameter_search"}],
     )
     metrics, params, tags = events(buffer)
-    assert [(p.step, p.value) for p in metrics.metrics] == [(1, 0.342), (2, 0.298)]
+    assert [(p.step, p.value) for p in metrics.rows()] == [(1, 0.342), (2, 0.298)]
     assert params.params == {"optimizer": "adam", "batch_size": "64"}
     assert isinstance(tags, TagsSet)
     assert tags.tags == {"run_type": "hyperparameter_search"}

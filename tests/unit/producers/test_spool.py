@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from ingest import codec
 from ingest.events import MetricPoint, MetricsLogged, RunEnded, RunStatus
 from producers.errors import SpoolBusyError
 from producers.spool.directory import EventSpool, is_live, list_spools
-from producers.spool.segment import SpoolEntry
+from producers.spool.segment import SpoolEntry, record_crc
 
 RUN = "0192f0c1a2b37c4d8e9fa0b1c2d3e4f5"
 
@@ -105,6 +107,27 @@ def test_a_torn_tail_is_cut_and_the_rest_recovered(tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / segment.name).write_bytes(bytes(corrupt))
     assert drain(EventSpool(tmp_path / "c", max_bytes=10_000_000)) == entries[:2]
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 30_001])
+def test_a_record_crc_is_zlibs_over_the_whole_record(size: int) -> None:
+    """Taken in pieces (so that zlib keeps the GIL), the CRC is the one over the
+    whole record: spools written before still read, and these read there."""
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert record_crc(payload, 7) == zlib.crc32(struct.pack(">I", 7) + payload)
+
+
+def test_a_flipped_byte_deep_in_a_large_record_stops_the_scan(tmp_path: Path) -> None:
+    entries = [metrics_entry(step, points=500) for step in range(2)]
+    assert all(len(entry.value) > 5 * 4096 for entry in entries)
+    spool = EventSpool(tmp_path / "s", max_bytes=10_000_000)
+    spool.append(entries)
+    spool.close()
+    (segment,) = (tmp_path / "s").glob("*.seg")
+    corrupt = bytearray(segment.read_bytes())
+    corrupt[-3 * 4096] ^= 0x01  # in the second record, pieces after its first
+    segment.write_bytes(bytes(corrupt))
+    assert drain(EventSpool(tmp_path / "s", max_bytes=10_000_000)) == entries[:1]
 
 
 def test_full_spool_waits_then_drops_oldest_metric_points_and_keeps_lifecycle(
@@ -203,7 +226,7 @@ def test_a_killed_owner_releases_its_spool_with_everything_it_wrote(tmp_path: Pa
     script = f"""
 import os, signal
 from pathlib import Path
-from producers.spool.segment import SpoolEntry
+from producers.spool.segment import SpoolEntry, record_crc
 from producers.spool.directory import EventSpool
 spool = EventSpool(Path({str(tmp_path / "s")!r}), max_bytes=1_000_000)
 spool.append([SpoolEntry(b"event-%d" % i, 1) for i in range(50)])
