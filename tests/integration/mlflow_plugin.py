@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings
+from tests.integration.secure import kafka_env
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -24,6 +25,7 @@ def matih_uri(
     would set it); returns the URI and the tenant."""
     tenant = f"t-{uuid.uuid4().hex[:12]}"
     for name, value in {
+        **kafka_env(settings.kafka),
         "MATIH_KAFKA_TOPIC": settings.kafka.topic,
         "MATIH_KAFKA_CONSUMER_GROUP": settings.kafka.consumer_group,
         "MATIH_MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,

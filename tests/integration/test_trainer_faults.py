@@ -170,6 +170,7 @@ def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exa
         "tenant": "acme-corp",
         "run_id": run_id,
         "spill_points": 20_000,
+        "security": security_fields(kafka_settings),
     }
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     trainer = subprocess.Popen(
@@ -208,7 +209,7 @@ def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exa
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, **kafka_env(kafka_settings)},
         timeout=120,
         check=False,
     )
