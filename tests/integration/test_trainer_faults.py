@@ -43,6 +43,24 @@ def expected_history(steps: range, rank: int | None = None) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+def spool_flush(spool_root: Path, kafka: KafkaSettings, env: dict[str, str]) -> str:
+    """``matih-ingest spool flush`` of ``spool_root``, as an operator runs it; its output."""
+    flushed = subprocess.run(
+        [
+            *[sys.executable, "-m", "ingest.cli.main", "spool", "flush"],
+            *["--spool-dir", str(spool_root)],
+            *["--bootstrap-servers", kafka.bootstrap_servers, "--timeout", "60"],
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, **kafka_env(kafka)},
+        timeout=120,
+        check=False,
+    )
+    assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+    return flushed.stdout
+
+
 def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
     outage_broker: OutageBroker,
     mlflow_settings: MlflowSettings,
@@ -201,20 +219,7 @@ def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exa
     spool.close()
     assert held, "the kill should have left points in the spool"
 
-    flushed = subprocess.run(
-        [
-            *[sys.executable, "-m", "ingest.cli.main", "spool", "flush"],
-            *["--spool-dir", str(spool_root)],
-            *["--bootstrap-servers", kafka_settings.bootstrap_servers, "--timeout", "60"],
-        ],
-        capture_output=True,
-        text=True,
-        env={**env, **kafka_env(kafka_settings)},
-        timeout=120,
-        check=False,
-    )
-    assert flushed.returncode == 0, flushed.stdout + flushed.stderr
-    assert f"delivered {events} events" in flushed.stdout
+    assert f"delivered {events} events" in spool_flush(spool_root, kafka_settings, env)
     assert not spool_dir.exists()
 
     def rows(run: dict[str, Any]) -> set[tuple[str, int, int, float]]:
@@ -297,25 +302,8 @@ def test_a_trainer_whose_broker_never_returns_exits_in_time_and_spool_flush_deli
         timeout=60,
     )
     assert "gone" in listed.stdout
-    flushed = subprocess.run(
-        [
-            *cli,
-            "flush",
-            "--spool-dir",
-            str(spool_root),
-            "--bootstrap-servers",
-            kafka_settings.bootstrap_servers,
-            "--timeout",
-            "60",
-        ],
-        capture_output=True,
-        text=True,
-        env={**env, **kafka_env(kafka_settings)},
-        timeout=120,
-        check=False,
-    )
-    assert flushed.returncode == 0, flushed.stdout + flushed.stderr
-    assert f"delivered {result['spooled_events']} events" in flushed.stdout
+    flushed = spool_flush(spool_root, kafka_settings, env)
+    assert f"delivered {result['spooled_events']} events" in flushed
     assert not Path(spool_path).exists()
 
     runs = wait_for_run(
