@@ -33,7 +33,6 @@ class PublisherStats:
 
     acked: int = 0
     failed: int = 0
-    in_flight: int = 0
 
 
 class EventPublisher:
@@ -119,7 +118,6 @@ class EventPublisher:
             raise PublishError(
                 f"could not queue {event.kind} for run {event.run_id}: {exc!r}"
             ) from exc
-        self.stats.in_flight += 1
         self._pending.add(future)
         future.add_done_callback(functools.partial(self._settle, event.kind))
         return future
@@ -170,7 +168,6 @@ class EventPublisher:
 
     def _settle(self, kind: str, future: asyncio.Future[RecordMetadata]) -> None:
         self._pending.discard(future)
-        self.stats.in_flight -= 1
         if future.cancelled() or future.exception() is not None:
             # Counted only: the sender keeps the event and logs one line per outage,
             # not one per record.

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from producers.delivery.kafka import EventPublisher
-from producers.delivery.unspool import send_spooled
+from producers.delivery.unspool import SPOOL_WINDOW, send_spooled
 from producers.settings import ProducerSettings
 from producers.spool.directory import EventSpool
 
 logger = logging.getLogger(__name__)
-
-_WINDOW = 2000
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ async def recover_spool(
     try:
         await publisher.start()  # creates missing topics too
         while spool.events and time.monotonic() < deadline:
-            batch = await send_spooled(spool, publisher, _WINDOW, idle=True)
+            batch = await send_spooled(spool, publisher, SPOOL_WINDOW, idle=True)
             if not batch.read:
                 break  # nothing readable is left, though records are counted: report them
             rejected += batch.rejected

@@ -23,7 +23,7 @@ from ingest.tracking.consistency import Position
 from producers.delivery.backlog import Backlog, shares
 from producers.delivery.buffer import EventBuffer, Outgoing, pack
 from producers.delivery.kafka import EventPublisher
-from producers.delivery.unspool import send_spooled
+from producers.delivery.unspool import SPOOL_WINDOW, send_spooled
 from producers.errors import PublishError, SpoolError
 from producers.settings import ProducerSettings
 from producers.spool.directory import EventSpool, SpoolRecord, SpoolWriteError
@@ -32,8 +32,6 @@ from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 
-_SPOOL_WINDOW = 2000
-"""Spooled records in flight at once while the spool drains (and bytes allow)."""
 _TAKE_TURN = 4096
 """Buffered items taken at a time (the buffer's lock is held for a few microseconds)."""
 _RECORD_OVERHEAD = 1024
@@ -86,7 +84,6 @@ class EventRouter:
         self.spool: EventSpool | None = None
         self.wake = asyncio.Event()
         self.positions: dict[tuple[str, str], Position] = {}
-        self.resent = 0
         self.rejected = 0
         self._lock = asyncio.Lock()
         self._direct: dict[asyncio.Future[RecordMetadata], Direct] = {}
@@ -345,11 +342,11 @@ class EventRouter:
             for record in spool.read(self._copies):
                 spool.ack(record)
             self._copies = 0
-        while self.connected and self._failure is None and len(self._spooled) < _SPOOL_WINDOW:
+        while self.connected and self._failure is None and len(self._spooled) < SPOOL_WINDOW:
             batch = await send_spooled(
                 spool,
                 self.publisher,
-                min(256, _SPOOL_WINDOW - len(self._spooled)),
+                min(256, SPOOL_WINDOW - len(self._spooled)),
                 idle=not self._spooled,
                 admit=lambda record: self._room(SpoolEntry(record.value, record.points)),
             )
@@ -381,7 +378,6 @@ class EventRouter:
         """Kafka stopped acknowledging: spool everything unacked, drop the connection."""
         self._failure = None
         self._generation += 1
-        self.resent += len(self._direct) + len(self._spooled)
         self.backlog.put_back(self._forget_in_flight())
         if self.spool is not None:
             self.spool.rewind()

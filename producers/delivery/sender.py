@@ -68,6 +68,9 @@ class DeliveryReport:
     """Metric points dropped by the full policies (buffer, backlog and spool) so far."""
     spilled_points: int = 0
     """Metric points written to the spool so far (memory full, or Kafka out of reach)."""
+    rejected_events: int = 0
+    """Events refused for good so far (over Kafka's request size, a write right taken
+    away, an unreadable spool record), each logged as an error when it happened."""
 
     @property
     def complete(self) -> bool:
@@ -105,11 +108,6 @@ class BackgroundSender:
     def positions(self) -> dict[tuple[str, str], Position]:
         """Per (tenant, run), the last offset Kafka acknowledged."""
         return self._router.positions
-
-    @property
-    def resent(self) -> int:
-        """Events sent again after an outage."""
-        return self._router.resent
 
     def start(self) -> None:
         """Starts the thread; connecting to Kafka happens there, in the background."""
@@ -221,4 +219,5 @@ class BackgroundSender:
             spool_path=str(spool.path) if spool is not None else None,
             dropped_points=router.dropped_points,
             spilled_points=spool.written_points if spool is not None else 0,
+            rejected_events=router.rejected,
         )

@@ -26,6 +26,10 @@ from producers.spool.directory import EventSpool, SpoolRecord, event_head
 
 logger = logging.getLogger(__name__)
 
+SPOOL_WINDOW = 2000
+"""Spooled records in flight at once while a spool drains (the live sender also keeps
+to its memory bound)."""
+
 
 @dataclass
 class SpoolSend:

@@ -233,3 +233,30 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
         router.backlog.size_bytes + router.in_flight_bytes
     )
     assert router.backlog.size_bytes <= router.backlog.max_bytes + 16 * 1024
+
+
+async def test_an_event_over_kafkas_request_size_is_refused_counted_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kafka would refuse it for good: it is dropped with one error line and counted in
+    the delivery report, and the run's other events still go."""
+    settings = ProducerSettings(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1", topic="t.events"),
+        spool_dir=tmp_path / "spool",
+        max_request_bytes=8 * 1024,
+    )
+    buffer = EventBuffer(max_bytes=10**6)
+    publisher = ControlledPublisher()
+    router = EventRouter(settings, buffer, None, publisher)  # type: ignore[arg-type]
+    run = RunIdentity("acme-corp", new_run_id(), "exp")
+    envelope = {"tenant_id": run.tenant_id, "run_id": run.run_id, "experiment_name": "exp"}
+    buffer.add_event(RunCreated(**envelope, start_time=1))
+    buffer.add_event(ParamsLogged(**envelope, params={f"p{i}": "x" * 100 for i in range(100)}))
+    buffer.add_event(TagsSet(**envelope, tags={"phase": "a"}))
+    with caplog.at_level(logging.ERROR):
+        await router.step()
+
+    assert [codec.decode(value).kind for value in publisher.values] == ["run.created", "tags.set"]
+    assert router.rejected == 1
+    assert "dropped a params.logged event of run" in caplog.text
+    assert "over the 7168 that max_request_bytes allows" in caplog.text
