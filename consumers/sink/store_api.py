@@ -22,11 +22,11 @@ from consumers.batch import Rejection, RunWrites
 from consumers.errors import SinkUnavailableError
 from consumers.experiments import TenantExperiments
 from consumers.runs import RunRegistry, RunState
-from consumers.sink.compat import tracking_store
 from consumers.sink.refusals import refused
 from ingest.errors import InvalidEventError
 from ingest.events import EventEnvelope, MetricRow, MetricsEvent
 from ingest.layout import MLFLOW_STATUS
+from ingest.tracking.compat import tracking_store
 
 _Item = Metric | Param | RunTag
 

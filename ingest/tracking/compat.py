@@ -1,4 +1,5 @@
-"""The MLflow internals both writers of runs rely on (the workers and the MLflow plugin).
+"""The MLflow internals the project relies on, in one place: the sink's store, run
+names as MLflow gives them, and the plugin's artifact repositories.
 
 Each has no public equivalent. Checked against MLflow ``CHECKED_VERSIONS``;
 ``tests/unit/test_compat.py`` exercises each one, so an MLflow upgrade that moves one
@@ -7,9 +8,15 @@ fails there first.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from mlflow.utils.name_utils import _generate_random_name
 
-__all__ = ["CHECKED_VERSIONS", "random_run_name"]
+if TYPE_CHECKING:
+    from mlflow.store.artifact.artifact_repo import ArtifactRepository
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["CHECKED_VERSIONS", "prime_artifact_repository", "random_run_name", "tracking_store"]
 
 CHECKED_VERSIONS = (">=3.17", "<4")
 """The MLflow releases these uses were read from and tested against."""
@@ -19,3 +26,19 @@ def random_run_name() -> str:
     """A run name as MLflow gives a run created without one (``adjective-noun-123``)."""
     name: str = _generate_random_name()  # type: ignore[no-untyped-call]
     return name
+
+
+def tracking_store(client: MlflowClient) -> Any:
+    """The store behind ``client``: its ``log_batch`` skips the client's per-metric
+    re-wrapping (an active-model lookup for each metric), about 6% of a batch."""
+    return client._tracking_client.store
+
+
+def prime_artifact_repository(run_id: str, repository: ArtifactRepository) -> None:
+    """Tells MLflow's client which artifact repository a run uses: without it, its first
+    artifact call reads the run to learn its location, and a read of a run this process
+    writes waits for the workers (the trainer would wait on them)."""
+    # Imported here: MLflow loads the plugin while ``mlflow.tracking`` is still importing.
+    from mlflow.tracking._tracking_service import utils  # noqa: PLC0415
+
+    utils._artifact_repos_cache[run_id] = repository

@@ -46,9 +46,8 @@ from ingest.layout import (
 from ingest.layout import (
     run_status as spec_status,
 )
-from ingest.tracking.compat import random_run_name
+from ingest.tracking.compat import prime_artifact_repository, random_run_name
 from producers.mlflow.artifacts import ClaimCheckRepository, claim_check_uri
-from producers.mlflow.compat import prime_artifact_repository
 from producers.mlflow.errors import errors_as_mlflow
 from producers.mlflow.experiments import ExperimentCatalog
 from producers.mlflow.runs import new_run, run_view

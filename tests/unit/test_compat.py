@@ -21,14 +21,12 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from packaging.specifiers import SpecifierSet
 
-from consumers.sink import compat as mlflow_compat
 from ingest.api import compat as uvicorn_compat
 from ingest.api.compat import EmbeddedServer
 from ingest.kafka import compat as aiokafka_compat
 from ingest.kafka import kafka_producer, stop
 from ingest.settings import KafkaSettings
-from ingest.tracking import compat as tracking_compat
-from producers.mlflow import compat as plugin_compat
+from ingest.tracking import compat as mlflow_compat
 
 
 @pytest.mark.parametrize(
@@ -36,8 +34,6 @@ from producers.mlflow import compat as plugin_compat
     [
         ("aiokafka", aiokafka_compat),
         ("mlflow", mlflow_compat),
-        ("mlflow", tracking_compat),
-        ("mlflow", plugin_compat),
         ("uvicorn", uvicorn_compat),
     ],
 )
@@ -84,13 +80,13 @@ def test_the_tracking_store_and_random_run_names(
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the quickest store to open
     store = mlflow_compat.tracking_store(MlflowClient(tracking_uri=tmp_path.as_uri()))
     assert callable(store.log_batch)
-    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", tracking_compat.random_run_name())
+    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", mlflow_compat.random_run_name())
 
 
 def test_a_primed_artifact_repository_is_the_one_mlflows_client_uses(tmp_path: Path) -> None:
     repository = LocalArtifactRepository(str(tmp_path))
     run_id = "f" * 32
-    plugin_compat.prime_artifact_repository(run_id, repository)
+    mlflow_compat.prime_artifact_repository(run_id, repository)
     client = TrackingServiceClient("sqlite:///" + str(tmp_path / "unused.db"))
     assert client._get_artifact_repo(run_id) is repository  # noqa: SLF001 (what it primes)
 
