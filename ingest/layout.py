@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from ingest.events import TERMINAL_STATUSES, RunStatus
+from ingest.validation import ARTIFACT_TAG_PREFIX
 
 TENANT_TAG = "matih.tenant_id"
 """On experiments and runs: the tenant that owns them."""
@@ -36,11 +37,6 @@ MLFLOW_STATUS = {
     RunStatus.KILLED: "KILLED",
 }
 """A run status as MLflow stores it."""
-
-ARTIFACT_TAG_PREFIX = "matih.artifact."
-"""On runs: one tag per artifact stored by claim check, ``<prefix><path>``, whose value is
-``<size> <sha256>``. MLflow keeps no metadata per file, and a tag is written idempotently
-by both write paths and rebuilt by a replay."""
 
 
 def artifact_tag(path: str, size: int, sha256: str) -> tuple[str, str]:

@@ -22,10 +22,14 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
-MAX_ARTIFACT_PATH_LENGTH = MAX_KEY_LENGTH - len("matih.artifact.")
-"""The workers record an artifact under a tag named for its path (``ingest.layout``)."""
 RESERVED_TAG_PREFIX = "matih."
 """Tags under this prefix are written by the workers only (tenant, producer run id)."""
+ARTIFACT_TAG_PREFIX = f"{RESERVED_TAG_PREFIX}artifact."
+"""On runs: one tag per artifact stored by claim check, ``<prefix><path>``, whose value is
+``<size> <sha256>``. MLflow keeps no metadata per file, and a tag is written idempotently
+by both write paths and rebuilt by a replay."""
+MAX_ARTIFACT_PATH_LENGTH = MAX_KEY_LENGTH - len(ARTIFACT_TAG_PREFIX)
+"""The workers record an artifact under a tag named for its path."""
 
 _KEY_CHARACTERS = re.compile(r"^[/\w.\- :]*$")
 _TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -62,7 +62,7 @@ def up(
     configure_logging(verbose)
     kafka = kafka_settings(bootstrap_servers, None, None)
     mlflow = mlflow_settings(tracking_uri)
-    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    host, _, port = kafka.servers[0].rpartition(":")
     started_broker = False
     if not _reachable(host, int(port)):
         _start_local_broker(host, port)
