@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from consumers.redrive import DeadLetter, DeadLetterReader, redrive, redrive_group
-from ingest.cli.options import BootstrapOption, GroupOption, TopicOption, kafka_settings
-from ingest.errors import IngestError
+from ingest.cli.options import (
+    BootstrapOption,
+    GroupOption,
+    TopicOption,
+    kafka_settings,
+    run_command,
+)
 from ingest.settings import KafkaSettings
 
 app = typer.Typer(
     help="Dead letters: events that could not be written, with the reason.", no_args_is_help=True
 )
 console = Console()
-T = TypeVar("T")
 
 TenantOption = Annotated[
     str | None, typer.Option("--tenant", help="Only this tenant's dead letters.")
 ]
-
-
-def _run(command: str, work: Coroutine[Any, Any, T]) -> T:
-    """Runs ``work``; a failure (Kafka away, most often) is one line and exit status 1."""
-    try:
-        return asyncio.run(work)
-    except IngestError as exc:
-        Console(stderr=True).print(f"[red]dlq {command} failed:[/] {exc}")
-        raise typer.Exit(1) from exc
 
 
 async def _collect(kafka: KafkaSettings, tenant: str | None) -> list[DeadLetter]:
@@ -52,7 +45,7 @@ def list_(
 ) -> None:
     """List dead letters: where they sit, when, whose, from where, and why."""
     kafka = kafka_settings(bootstrap_servers, topic, None)
-    letters = _run("list", _collect(kafka, tenant))
+    letters = run_command("dlq list", lambda: _collect(kafka, tenant))
     table = Table(
         "partition",
         "offset",
@@ -85,7 +78,7 @@ def show(
     kafka = kafka_settings(bootstrap_servers, topic, None)
     found = [
         x
-        for x in _run("show", _collect(kafka, None))
+        for x in run_command("dlq show", lambda: _collect(kafka, None))
         if (x.partition, x.offset) == (partition, offset)
     ]
     if not found:
@@ -122,7 +115,7 @@ def redrive_(
     comes back with its new reason.
     """
     kafka = kafka_settings(bootstrap_servers, topic, group)
-    letters = _run("redrive", redrive(kafka, tenant_id=tenant, dry_run=dry_run))
+    letters = run_command("dlq redrive", lambda: redrive(kafka, tenant_id=tenant, dry_run=dry_run))
     verb = "would re-drive" if dry_run else "re-drove"
     console.print(
         f"{verb} {len(letters)} dead letters (progress kept in group {redrive_group(kafka)})"

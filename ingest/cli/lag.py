@@ -22,8 +22,13 @@ from rich.table import Column, Table
 from consumers.lag import LagMonitor
 from consumers.lag_status import StatusRules
 from consumers.lag_watch import LagReport, LagWatcher
-from ingest.cli.options import BootstrapOption, VerboseOption, configure_logging, kafka_settings
-from ingest.errors import IngestError
+from ingest.cli.options import (
+    BootstrapOption,
+    VerboseOption,
+    configure_logging,
+    kafka_settings,
+    run_command,
+)
 from ingest.settings import KafkaSettings
 from ingest.topics import events_topic
 
@@ -79,8 +84,9 @@ def lag(
     }
     rules = StatusRules(window=window, stop_after_s=stop_after)
     try:
-        worst = asyncio.run(
-            _run(
+        worst = run_command(
+            "lag",
+            lambda: _run(
                 kafka=kafka,
                 topics=topics,
                 rules=rules,
@@ -89,11 +95,8 @@ def lag(
                 as_json=as_json,
                 interval=interval,
                 samples=samples,
-            )
+            ),
         )
-    except IngestError as exc:
-        Console(stderr=True).print(f"[red]lag failed:[/] {exc}")
-        raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         return
     if worst == "ERR":

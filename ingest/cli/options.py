@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 
+from ingest.errors import IngestError
 from ingest.kafka.logs import quiet_harmless_kafka_logs
 from ingest.settings import KafkaSettings, MlflowSettings
 
@@ -27,6 +31,19 @@ GroupOption = Annotated[
     str | None, typer.Option("--group", help="Worker consumer group; MATIH_KAFKA_CONSUMER_GROUP.")
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")]
+
+T = TypeVar("T")
+
+
+def run_command(command: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Runs the coroutine ``work()`` makes; a failure of the product's own (Kafka away, a
+    refused right, a bad argument) is one line on stderr and exit status 1, never a
+    traceback."""
+    try:
+        return asyncio.run(work())
+    except IngestError as exc:
+        Console(stderr=True).print(f"[red]{command} failed:[/] {exc}")
+        raise typer.Exit(1) from exc
 
 
 def kafka_settings(bootstrap: str | None, topic: str | None, group: str | None) -> KafkaSettings:

@@ -7,7 +7,6 @@ it is idempotent: replaying into the store the workers fill adds nothing.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -35,8 +34,8 @@ from ingest.cli.options import (
     configure_logging,
     kafka_settings,
     mlflow_settings,
+    run_command,
 )
-from ingest.errors import IngestError
 from ingest.settings import KafkaSettings, MlflowSettings
 
 console = Console(stderr=True)
@@ -67,22 +66,18 @@ def replay(
     Prints a progress bar while reading and a summary of what was written.
     """
     configure_logging(verbose)
-    try:
-        low, high = parse_bound(start), (parse_bound(stop) if stop else None)
-        summary = asyncio.run(
-            _replay(
-                kafka=kafka_settings(bootstrap_servers, topic, None),
-                mlflow=mlflow_settings(tracking_uri),
-                low=low,
-                high=high,
-                tenant=tenant,
-                run=run,
-                dry_run=dry_run,
-            )
-        )
-    except IngestError as exc:
-        console.print(f"[red]replay failed:[/] {exc}")
-        raise typer.Exit(1) from exc
+    summary = run_command(
+        "replay",
+        lambda: _replay(
+            kafka=kafka_settings(bootstrap_servers, topic, None),
+            mlflow=mlflow_settings(tracking_uri),
+            low=parse_bound(start),
+            high=parse_bound(stop) if stop else None,
+            tenant=tenant,
+            run=run,
+            dry_run=dry_run,
+        ),
+    )
     show_summary(summary, dry_run)
 
 

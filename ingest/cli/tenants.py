@@ -6,16 +6,14 @@ the local secure broker's ``deploy/kafka/kafka.sh admin-env`` prints its setting
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ingest.cli.options import BootstrapOption, TopicOption, kafka_settings
+from ingest.cli.options import BootstrapOption, TopicOption, kafka_settings, run_command
 from ingest.errors import IngestError
 from ingest.kafka.tenants import TenantAdmin, new_password
 from ingest.settings import KafkaSettings
@@ -26,7 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
-T = TypeVar("T")
 
 TenantArgument = Annotated[str, typer.Argument(help="The tenant id, e.g. acme-corp.")]
 ByteRateOption = Annotated[
@@ -35,15 +32,6 @@ ByteRateOption = Annotated[
         "--byte-rate", min=1, help="Producer quota in bytes/s (the brokers throttle past it)."
     ),
 ]
-
-
-def _run(command: str, work: Coroutine[Any, Any, T]) -> T:
-    """Runs ``work``; a failure is one line and exit status 1."""
-    try:
-        return asyncio.run(work)
-    except IngestError as exc:
-        Console(stderr=True).print(f"[red]tenants {command} failed:[/] {exc}")
-        raise typer.Exit(1) from exc
 
 
 def _tenant(value: str) -> str:
@@ -77,7 +65,9 @@ def add(
     """Create the tenant's topic and a principal that may write it, and only it."""
     kafka = kafka_settings(bootstrap_servers, topic, None)
     tenant, user, password = _tenant(tenant), principal or tenant, new_password()
-    created = _run("add", TenantAdmin(kafka).add(tenant, user, password, byte_rate))
+    created = run_command(
+        "tenants add", lambda: TenantAdmin(kafka).add(tenant, user, password, byte_rate)
+    )
     console.print(f"tenant {tenant}: topic {created}, writable by {user} only")
     _print_credential(kafka, user, password)
 
@@ -92,7 +82,7 @@ def list_(bootstrap_servers: BootstrapOption = None, topic: TopicOption = None) 
         return [await admin.access(tenant) for tenant in await admin.tenants()]
 
     table = Table("tenant", "topic", "principals", "quota (bytes/s)", title="tenants")
-    for access in _run("list", collect()):
+    for access in run_command("tenants list", collect):
         rates = [
             f"{access.byte_rates[p]:.0f}" if p in access.byte_rates else "-"
             for p in access.principals
@@ -132,7 +122,7 @@ def rotate(
         await admin.add_principal(tenant, user, password, rate)
         return access.principals
 
-    old = _run("rotate", work())
+    old = run_command("tenants rotate", work)
     console.print(
         f"tenant {tenant}: {user} added beside {', '.join(old)}; once the trainers use it:"
         f" matih-ingest tenants retire {tenant} {' '.join(old)}"
@@ -155,7 +145,7 @@ def retire(
         for principal in principals:
             await admin.retire(_tenant(tenant), principal)
 
-    _run("retire", work())
+    run_command("tenants retire", work)
     console.print(f"tenant {tenant}: retired {', '.join(principals)}")
 
 
@@ -177,7 +167,9 @@ def remove(
     write what it holds, and replay reaches it until retention expires it.
     """
     kafka = kafka_settings(bootstrap_servers, topic, None)
-    retired = _run("remove", TenantAdmin(kafka).remove(_tenant(tenant), delete_topic))
+    retired = run_command(
+        "tenants remove", lambda: TenantAdmin(kafka).remove(_tenant(tenant), delete_topic)
+    )
     kept = (
         "deleted, with any events the workers had not written"
         if delete_topic
@@ -198,6 +190,6 @@ def worker(
     """Create the workers' principal: it reads every events topic, writes dead letters."""
     kafka = kafka_settings(bootstrap_servers, topic, None)
     password = new_password()
-    _run("worker", TenantAdmin(kafka).add_worker(principal, password))
+    run_command("tenants worker", lambda: TenantAdmin(kafka).add_worker(principal, password))
     console.print(f"workers' principal {principal}: reads {kafka.topic} and its tenant topics")
     _print_credential(kafka, principal, password)
