@@ -72,7 +72,7 @@ run: install kafka-fetch ## Start broker, worker and MLflow UI, then run the dem
 	$(BIN)/matih-ingest up --demo
 
 .PHONY: test
-test: install kafka-fetch crd-models ## Run the whole suite (starts its own broker on a test port)
+test: lint kafka-fetch crd-models ## Lint, then run the whole suite (starts its own broker on a test port)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-secure

@@ -3,3 +3,5 @@
 Import the modules themselves (``ingest.tracking.reader``, ``ingest.tracking.consistency``):
 this package imports nothing, so that waiting for the workers never loads MLflow.
 """
+
+__all__: list[str] = []

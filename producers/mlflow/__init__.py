@@ -4,3 +4,5 @@ the pipeline unchanged.
 MLflow loads ``producers.mlflow.store`` through its ``mlflow.tracking_store`` entry point;
 ``import producers`` never imports this package (nor MLflow).
 """
+
+__all__: list[str] = []

@@ -2,3 +2,5 @@
 
 A spool is one ``directory`` per process, made of append-only ``segment`` files.
 """
+
+__all__: list[str] = []

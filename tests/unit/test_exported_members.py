@@ -27,6 +27,22 @@ SURFACE = {
         "SinkUnavailableError", "StatusRules", "TenantLag", "WorkerTelemetry",
         "build_worker", "coalesce",
     },
+    "ingest.api": {"ApiSettings", "build_server", "create_app"},
+    "ingest.kafka": {
+        "ACCESS_DENIALS", "KAFKA_FAILURES", "BatchConsumer", "ConsumedRecord", "KafkaRecord",
+        "OffsetRange", "access_denied", "admin_client", "bounded", "check_read_access",
+        "check_write_access", "ensure_topics", "events_partitions", "existing_partitions",
+        "kafka_admin", "kafka_consumer", "kafka_errors", "kafka_producer", "read_ranges",
+        "security_options", "start", "stop", "topic_partitions",
+    },
+    "consumers.sink": {"BaseSink", "ListSink", "MlflowSink"},
+    # Internal packages: their modules are imported by name, and the package itself
+    # exports nothing (``ingest.tracking`` so that waiting for the workers loads no MLflow).
+    "ingest.cli": set(),
+    "ingest.tracking": set(),
+    "producers.delivery": set(),
+    "producers.spool": set(),
+    "producers.mlflow": set(),
 }  # fmt: skip
 
 
