@@ -251,3 +251,13 @@ class MlflowServer:
             self._process.terminate()
             self._process.wait(30)
             self._process = None
+
+
+async def wait_consumed(worker: WorkerThread, count: int, within_s: float = 60) -> None:
+    """Waits until ``worker`` consumed ``count`` records (it commits what it consumed)."""
+    deadline = time.monotonic() + within_s
+    while worker.telemetry.consumed < count:
+        assert time.monotonic() < deadline, (
+            f"worker consumed {worker.telemetry.consumed} of {count}"
+        )
+        await asyncio.sleep(0.1)

@@ -27,7 +27,7 @@ from ingest.kafka import admin_client, kafka_consumer, start, topic_partitions
 from ingest.settings import KafkaSettings, MetricsSettings
 from tests.integration.ops import committed, describe_group, publish, run_events
 from tests.integration.secure import kafka_env
-from tests.integration.support import WorkerThread
+from tests.integration.support import WorkerThread, wait_consumed
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +47,6 @@ def as_kafka_tool_prints(lag: GroupLag) -> dict[tuple[str, int], tuple[str, str,
     }
 
 
-async def caught_up(settings: KafkaSettings, worker: WorkerThread, count: int) -> None:
-    """Waits until the worker consumed ``count`` records and committed them."""
-    deadline = time.monotonic() + 60
-    while worker.telemetry.consumed < count:
-        assert time.monotonic() < deadline, (
-            f"worker consumed {worker.telemetry.consumed} of {count}"
-        )
-        await asyncio.sleep(0.1)
-
-
 async def test_lag_equals_kafka_consumer_groups_on_a_stopped_consumer(
     consumer_settings: ConsumerSettings,
 ) -> None:
@@ -69,7 +59,7 @@ async def test_lag_equals_kafka_consumer_groups_on_a_stopped_consumer(
     worker = WorkerThread(consumer_settings)
     worker.start()
     try:
-        await caught_up(kafka, worker, len(first))
+        await wait_consumed(worker, len(first))
     finally:
         worker.stop()
     published_at = time.time_ns() // 1_000_000
@@ -269,7 +259,7 @@ async def test_the_tenant_roll_up_says_when_it_was_capped(
     worker = WorkerThread(consumer_settings)
     worker.start()
     try:
-        await caught_up(kafka, worker, 1)
+        await wait_consumed(worker, 1)
     finally:
         worker.stop()
     await publish(kafka, run_events("acme-corp", 8))
@@ -292,7 +282,7 @@ async def test_status_moves_ok_to_stop_and_back_to_ok(consumer_settings: Consume
     async with LagMonitor(kafka) as monitor:
         watcher = LagWatcher(monitor, kafka.consumer_group, rules)
         try:
-            await caught_up(kafka, worker, len(events))
+            await wait_consumed(worker, len(events))
             report = await watcher.sample()
             assert report.status is LagStatus.OK
             assert report.lag.members == 1
@@ -312,7 +302,7 @@ async def test_status_moves_ok_to_stop_and_back_to_ok(consumer_settings: Consume
         again = WorkerThread(consumer_settings)
         again.start()
         try:
-            await caught_up(kafka, again, len(more))
+            await wait_consumed(again, len(more))
             report = await watcher.sample()
             assert report.lag.total_lag == 0
             assert set(report.statuses.values()) == {LagStatus.OK}

@@ -4,7 +4,6 @@ filters, poison records, and never touching the workers' offsets."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from consumers.replay import Replayer
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.settings import KafkaSettings, MlflowSettings
 from tests.integration.ops import committed, groups, publish, publish_raw, run_events
-from tests.integration.support import WorkerThread, snapshot
+from tests.integration.support import WorkerThread, snapshot, wait_consumed
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +32,6 @@ def empty_store(tmp_path: Path, name: str) -> MlflowSettings:
         tracking_uri=f"sqlite:///{tmp_path / name / 'mlflow.db'}",
         artifact_root=str(tmp_path / name / "artifacts"),
     )
-
-
-async def wait_consumed(worker: WorkerThread, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while worker.telemetry.consumed < count:
-        assert time.monotonic() < deadline, (
-            f"worker consumed {worker.telemetry.consumed} of {count}"
-        )
-        await asyncio.sleep(0.1)
 
 
 async def replay(
