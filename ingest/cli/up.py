@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
 
@@ -32,11 +32,13 @@ from ingest.cli.options import (
     kafka_settings,
     mlflow_settings,
 )
+from ingest.settings import DEFAULT_DATA_DIR
 from producers import ProducerSettings
 
 logger = logging.getLogger(__name__)
 
 KAFKA_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
+UI_LOG = DEFAULT_DATA_DIR / "mlflow-ui.log"
 
 
 def up(
@@ -153,7 +155,17 @@ def _start_local_broker(host: str, port: str) -> None:
 
 
 def _start_ui(tracking_uri: str, port: int) -> subprocess.Popen[bytes]:
-    logger.info("MLflow UI on http://127.0.0.1:%d (store %s)", port, tracking_uri)
+    UI_LOG.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("MLflow UI on http://127.0.0.1:%d (store %s, log %s)", port, tracking_uri, UI_LOG)
+    with UI_LOG.open("ab") as log:
+        return _spawn_ui(tracking_uri, port, log)
+
+
+def _spawn_ui(tracking_uri: str, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    # Its own session: a Ctrl-C in the terminal reaches ``up`` alone, which then stops
+    # the UI; MLflow's server otherwise passes it to job workers it is still starting,
+    # each printing a KeyboardInterrupt traceback. The UI runs no jobs (GenAI features a
+    # local look at runs does not use), and its start-up notices go to its log.
     return subprocess.Popen(
         [
             sys.executable,
@@ -169,5 +181,8 @@ def _start_ui(tracking_uri: str, port: int) -> subprocess.Popen[bytes]:
             "--workers",
             "1",
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        start_new_session=True,
     )
