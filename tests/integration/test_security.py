@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from consumers import ConsumerSettings, LagMonitor, MlflowSink
@@ -40,8 +41,10 @@ from ingest.settings import KafkaSettings, MlflowSettings
 from ingest.topics import dead_letter_topic, events_topic, tenant_of_topic, tenant_topic
 from ingest.tracking.consistency import Position, wait_committed
 from producers import ExperimentTracker, ProducerSettings, RunConfig
+from tests.integration.outage import wait_for_run
 from tests.integration.secure import SecureBroker, as_principal, kafka_env
-from tests.integration.support import WorkerThread, metric_rows, snapshot
+from tests.integration.support import WorkerThread, free_port, metric_rows, snapshot
+from tests.integration.trainers import BASE_TS
 
 pytestmark = pytest.mark.integration
 
@@ -320,6 +323,78 @@ def test_rotation_adds_a_principal_beside_the_old_and_loses_nothing(
     late = ExperimentTracker(cluster.producer(old, tmp_path / "late", passwords[old]))
     with late, pytest.raises(KafkaAccessDeniedError, match="refused the credential of principal"):
         late.start_run("fraud", RunConfig(tenant_id=tenant))
+
+
+async def records_of_run(admin: KafkaSettings, topic: str, run_id: str) -> int:
+    """How many records of run ``run_id`` ``topic`` holds (read as the super-user)."""
+    consumer = await start(kafka_consumer(admin), admin)
+    try:
+        ends = await consumer.end_offsets(await topic_partitions(admin, topic))
+        ranges = {tp: (0, end) for tp, end in ends.items() if end}
+        runs = [
+            json.loads(record.value or b"{}").get("run_id")
+            async for _, records in read_ranges(consumer, ranges, admin, "reading a topic")
+            for record in records
+        ]
+        return runs.count(run_id)
+    finally:
+        await stop(consumer, 5)
+
+
+def test_spool_flush_delivers_a_tenants_spool_to_its_own_topic(
+    cluster: Cluster, worker: WorkerThread, tmp_path: Path
+) -> None:
+    """A trainer of acme-corp (tenant topics, its own credential) finds no broker at its
+    bootstrap address and exits with its run in the spool. ``spool flush``, run as an
+    operator runs it, with acme-corp's credential and nothing said about tenant topics,
+    delivers every event to acme-corp's topic (the shared one refuses that credential),
+    and the worker writes the run exactly once."""
+    spool_root = tmp_path / "spool"
+    reachable = cluster.producer(ACME, tmp_path)
+    away = reachable.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    settings = reachable.model_copy(
+        update={"kafka": away, "connect_timeout_s": 1.0, "flush_timeout_s": 1.0}
+    )
+    with ExperimentTracker(settings) as tracker:
+        with tracker.start_run("offline", RunConfig(tenant_id=ACME)) as run:
+            run.log_params({"lr": "0.01"})
+            for step in range(100):
+                run.log_metrics({"loss": 1 / (step + 1)}, step=step, timestamp=BASE_TS + step)
+        report = tracker.close()
+    assert report.spooled_points == 100
+    events = report.spooled_events
+
+    env = {
+        **kafka_env(cluster.principal(ACME)),
+        "MATIH_KAFKA_TENANT_TOPICS": None,  # the spool knows
+        "COLUMNS": "400",
+    }
+    flags = ["--spool-dir", str(spool_root), "--timeout", "60"]
+    flushed = CliRunner().invoke(
+        app,
+        ["spool", "flush", *flags, "--bootstrap-servers", cluster.admin.bootstrap_servers],
+        env=env,
+    )
+    assert flushed.exit_code == 0, flushed.output
+    topic = tenant_topic(cluster.admin, ACME)
+    assert f"delivered {events} events (100 metric points) to {topic} in" in flushed.output
+    assert not any(spool_root.iterdir()), "a delivered spool is removed"
+    assert asyncio.run(records_of_run(cluster.admin, topic, run.run_id)) == events
+
+    runs = wait_for_run(
+        cluster.mlflow.tracking_uri,
+        ACME,
+        run.run_id,
+        lambda r: r["status"] == "FINISHED" and len(r["history"].get("loss", [])) == 100,
+        within_s=60,
+    )
+    client = MlflowClient(tracking_uri=cluster.mlflow.tracking_uri)
+    history = client.get_metric_history(runs[run.run_id]["mlflow_run_id"], "loss")
+    assert sorted((m.step, m.timestamp, m.value) for m in history) == [
+        (step, BASE_TS + step, 1 / (step + 1)) for step in range(100)
+    ]
+    assert runs[run.run_id]["params"] == {"lr": "0.01"}
+    assert runs[run.run_id]["status"] == "FINISHED"
 
 
 async def test_a_flooding_tenant_is_throttled_while_another_stays_fresh(
