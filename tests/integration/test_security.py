@@ -174,6 +174,54 @@ def test_a_wrong_password_is_refused_at_start_run_and_nothing_is_spooled(
         assert secret not in repr(settings)
 
 
+def test_a_successful_sasl_session_shows_no_password(
+    cluster: Cluster,
+    worker: WorkerThread,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Every SASL login that succeeds (the SDK's, its read-your-writes wait, the
+    workers', the operator's tools) with aiokafka's and the product's loggers at DEBUG:
+    no password in any log record, on stdout or stderr, or in a settings' repr."""
+    for name in (None, "aiokafka", "faststream", "ingest", "producers", "consumers"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    settings = cluster.producer(ACME, tmp_path)
+    run_id = finished_run(cluster, tmp_path, ACME, {"lr": "0.3"})
+    listed = CliRunner().invoke(
+        app,
+        ["tenants", "list", "--bootstrap-servers", cluster.admin.bootstrap_servers],
+        env={**kafka_env(cluster.admin), "MATIH_KAFKA_TOPIC": cluster.admin.topic},
+    )
+    assert listed.exit_code == 0, listed.output
+    assert ACME in listed.output
+    assert snapshot(cluster.mlflow.tracking_uri, ACME)[run_id]["params"] == {"lr": "0.3"}
+    assert any(
+        r.name.startswith("aiokafka") and r.levelno == logging.DEBUG for r in caplog.records
+    ), "aiokafka's DEBUG records were not captured: the check would prove nothing"
+
+    captured = capfd.readouterr()
+    shown = [
+        caplog.text,
+        *(str(r.args) for r in caplog.records),
+        captured.out,
+        captured.err,
+        listed.output,
+        repr(settings),
+        str(settings),
+        repr(worker.settings),
+        repr(cluster.admin),
+    ]
+    secrets = (
+        cluster.passwords[ACME],
+        cluster.passwords["worker"],
+        cluster.admin.password.get_secret_value() if cluster.admin.password else "",
+    )
+    for secret in secrets:
+        assert secret
+        assert not [text for text in shown if secret in text]
+
+
 def test_a_tenants_credential_cannot_write_another_tenants_events(
     cluster: Cluster, worker: WorkerThread, tmp_path: Path
 ) -> None:
