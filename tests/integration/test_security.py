@@ -613,10 +613,13 @@ async def test_lag_and_replay_follow_the_tenant_topics(
     assert runs(rebuilt.tracking_uri) == written
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_the_tenants_command_adds_lists_rotates_and_removes(cluster: Cluster) -> None:
     """The operator's way: `tenants add` prints the trainer's settings once (a password
     that works), `list` shows the principals and quota, `rotate` adds a principal beside
-    the old one, `remove` retires both and says what becomes of the topic and runs."""
+    the old one, `remove` retires both and says what becomes of the topic and runs.
+    (About fifteen of Kafka's tool calls, a JVM each: slow on a loaded machine.)"""
     env = kafka_env(cluster.admin)
     options = [
         "--bootstrap-servers",
