@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,9 +18,9 @@ from rich.table import Table
 
 from ingest.cli.options import BootstrapOption, TopicOption, VerboseOption, configure_logging
 from ingest.errors import IngestError
-from ingest.settings import KafkaSettings
+from ingest.topics import TENANT_INFIX
 from producers import ProducerSettings
-from producers.delivery.recovery import recover_spool
+from producers.delivery.recovery import SpoolRecovery, recover_spool, recovery_settings
 from producers.spool.directory import LOCK_FILE, SpoolInfo, list_spools
 
 app = typer.Typer(help="Spools of events that trainers could not deliver.", no_args_is_help=True)
@@ -52,7 +51,9 @@ def list_command(spool_dir: SpoolDirOption = None) -> None:
             "alive" if info.live else "gone",
             str(info.size_bytes),
             _when(created),
-            str(info.owner.get("topic", "?")),
+            _destination(
+                str(info.owner.get("topic", "?")), info.owner.get("tenant_topics") is True
+            ),
         )
     console.print(table)
 
@@ -68,7 +69,9 @@ def flush_command(
     """Deliver the spools of processes that are gone to Kafka, then delete them.
 
     Each spool goes to the topic and brokers its owner used unless --topic or
-    --bootstrap-servers say otherwise. Exits 1 if anything is left.
+    --bootstrap-servers say otherwise; a spool written with tenant topics goes to
+    each tenant's own topic (as its owner's events did), under the credential of
+    MATIH_KAFKA_*. Exits 1 if anything is left.
     """
     configure_logging(verbose)
     left = 0
@@ -78,7 +81,7 @@ def flush_command(
             console.print(f"skipped {info.path}: its process (pid {pid}) is alive")
             left += 1
             continue
-        settings = _settings(info.owner, bootstrap_servers, topic)
+        settings = recovery_settings(info.owner, bootstrap_servers, topic)
         try:
             result = asyncio.run(recover_spool(info.path, settings, timeout))
         except IngestError as exc:
@@ -87,7 +90,7 @@ def flush_command(
             continue
         console.print(
             f"{info.path}: delivered {result.delivered_events} events"
-            f" ({result.delivered_points} metric points) to {settings.kafka.topic}"
+            f" ({result.delivered_points} metric points) to {_topics(result, settings)}"
             f" in {result.seconds:.1f}s; {result.left_events} left"
             + (
                 f"; {result.rejected_events} unreadable records dropped (see the log)"
@@ -117,11 +120,13 @@ def _find(spool_dir: Path | None) -> list[SpoolInfo]:
     return list_spools(root)
 
 
-def _settings(owner: dict[str, Any], bootstrap: str | None, topic: str | None) -> ProducerSettings:
-    overrides: dict[str, Any] = {
-        "bootstrap_servers": bootstrap or owner.get("bootstrap_servers"),
-        "topic": topic or owner.get("topic"),
-        "key_strategy": owner.get("key_strategy"),
-    }
-    kafka = KafkaSettings(**{key: value for key, value in overrides.items() if value})
-    return ProducerSettings(kafka=kafka, client_id=f"matih-ingest-spool-flush-{os.getpid()}")
+def _topics(result: SpoolRecovery, settings: ProducerSettings) -> str:
+    """Where the events went: the topics Kafka acknowledged them on."""
+    if result.topics:
+        return ", ".join(result.topics)
+    return _destination(settings.kafka.topic, settings.kafka.tenant_topics)
+
+
+def _destination(topic: str, tenant_topics: bool) -> str:
+    """The topic a spool's events go to, or the tenant topics of it."""
+    return f"{topic}{TENANT_INFIX}<tenant>" if tenant_topics else topic

@@ -79,7 +79,7 @@ def list_(bootstrap_servers: BootstrapOption = None, topic: TopicOption = None) 
     admin = TenantAdmin(kafka)
 
     async def collect() -> list[Any]:
-        return [await admin.access(tenant) for tenant in await admin.tenants()]
+        return await admin.accesses(await admin.tenants())
 
     table = Table("tenant", "topic", "principals", "quota (bytes/s)", title="tenants")
     for access in run_command("tenants list", collect):

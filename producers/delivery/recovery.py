@@ -3,22 +3,63 @@
 ``matih-ingest spool flush`` calls ``recover_spool`` for each spool whose owner is
 gone. The spool's lock guarantees that a live process's spool is never taken: that
 process drains it itself.
+
+A spool's ``owner.json`` says where its events were going (``spool_owner``): the
+brokers, the events topic, the key strategy and whether each tenant's events go to
+the tenant's own topic. ``recovery_settings`` turns that back into settings, so a
+spool written by a trainer with tenant topics is delivered to them, where the
+tenant's credential may write, and never to the shared topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ingest.settings import KafkaSettings
 from producers.delivery.kafka import EventPublisher
 from producers.delivery.unspool import SPOOL_WINDOW, send_spooled
 from producers.settings import ProducerSettings
 from producers.spool.directory import EventSpool
 
 logger = logging.getLogger(__name__)
+
+
+def spool_owner(settings: ProducerSettings) -> dict[str, Any]:
+    """What a new spool records of where its events go (never a credential)."""
+    return {
+        "bootstrap_servers": settings.kafka.bootstrap_servers,
+        "topic": settings.kafka.topic,
+        "key_strategy": settings.kafka.key_strategy.value,
+        "tenant_topics": settings.kafka.tenant_topics,
+    }
+
+
+def recovery_settings(
+    owner: dict[str, Any], bootstrap_servers: str | None = None, topic: str | None = None
+) -> ProducerSettings:
+    """Settings that deliver a spool where its owner was delivering it.
+
+    ``bootstrap_servers`` and ``topic``, when given, win over the owner's. Whether
+    events go to the tenants' own topics is always the owner's: the same events on
+    the shared topic would be refused to a tenant's credential, or written beside
+    the tenant's topic under a trusted one. A spool whose owner did not record it
+    (written before it was recorded) takes it from the environment, as then. The
+    credential is always the environment's (``MATIH_KAFKA_*``): a spool holds none.
+    """
+    overrides: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers or owner.get("bootstrap_servers"),
+        "topic": topic or owner.get("topic"),
+        "key_strategy": owner.get("key_strategy"),
+        "tenant_topics": owner.get("tenant_topics"),
+    }
+    kafka = KafkaSettings(**{key: value for key, value in overrides.items() if value is not None})
+    return ProducerSettings(kafka=kafka, client_id=f"matih-ingest-spool-flush-{os.getpid()}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +72,8 @@ class SpoolRecovery:
     left_events: int
     rejected_events: int
     seconds: float
+    topics: tuple[str, ...] = ()
+    """The topics Kafka acknowledged the delivered events on, sorted."""
 
     @property
     def complete(self) -> bool:
@@ -48,7 +91,7 @@ async def recover_spool(
 
     Args:
         directory: the spool directory (``<spool root>/<pid>-<hex>``).
-        settings: where to publish (its topic and key strategy).
+        settings: where to publish (``recovery_settings`` of the spool's owner).
         within_s: the bound on the whole delivery; what is left then stays.
 
     Raises:
@@ -60,6 +103,7 @@ async def recover_spool(
     spool = EventSpool(directory, max_bytes=settings.spool_max_bytes)
     publisher = EventPublisher(settings)
     delivered = points = rejected = 0
+    topics: set[str] = set()
     try:
         await publisher.start()  # creates missing topics too
         while spool.events and time.monotonic() < deadline:
@@ -76,6 +120,7 @@ async def recover_spool(
             for future, _, record in batch.sent:
                 if future.done() and not future.cancelled() and future.exception() is None:
                     spool.ack(record)
+                    topics.add(future.result().topic)
                     delivered += 1
                     points += record.points
                 else:
@@ -87,4 +132,7 @@ async def recover_spool(
         await publisher.abort(1.0)
         left = spool.events
         spool.close()
-    return SpoolRecovery(directory, delivered, points, left, rejected, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return SpoolRecovery(
+        directory, delivered, points, left, rejected, seconds, tuple(sorted(topics))
+    )

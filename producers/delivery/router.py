@@ -23,6 +23,7 @@ from ingest.tracking.consistency import Position
 from producers.delivery.backlog import Backlog, shares
 from producers.delivery.buffer import EventBuffer, Outgoing, pack
 from producers.delivery.kafka import EventPublisher
+from producers.delivery.recovery import spool_owner
 from producers.delivery.unspool import SPOOL_WINDOW, send_spooled
 from producers.errors import PublishError, SpoolError
 from producers.settings import ProducerSettings
@@ -487,9 +488,5 @@ def _create_spool(settings: ProducerSettings) -> EventSpool:
         settings.spool_max_bytes,
         settings.spool_full_wait_s,
         settings.spool_fsync,
-        owner={
-            "bootstrap_servers": settings.kafka.bootstrap_servers,
-            "topic": settings.kafka.topic,
-            "key_strategy": settings.kafka.key_strategy.value,
-        },
+        owner=spool_owner(settings),
     )

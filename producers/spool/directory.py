@@ -2,9 +2,9 @@
 SDK's memory is full.
 
 One directory per process (``<spool root>/<pid>-<hex>/``) holds an ``owner.json``
-(pid, host, topic; never credentials), a ``lock`` file the owner holds with
-``flock`` for as long as it lives (so ``matih-ingest spool flush`` never drains a
-live process's spool; the kernel releases it when the process dies) and segment
+(pid, host, where its events go; never credentials), a ``lock`` file the owner holds
+with ``flock`` for as long as it lives (so ``matih-ingest spool flush`` never drains
+a live process's spool; the kernel releases it when the process dies) and segment
 files of CRC-checked records (``producers.spool.segment``).
 
 Durability: each batch the sender writes is fsynced before the write returns (one

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from consumers import ConsumerSettings, LagMonitor, MlflowSink
@@ -40,8 +43,10 @@ from ingest.settings import KafkaSettings, MlflowSettings
 from ingest.topics import dead_letter_topic, events_topic, tenant_of_topic, tenant_topic
 from ingest.tracking.consistency import Position, wait_committed
 from producers import ExperimentTracker, ProducerSettings, RunConfig
+from tests.integration.outage import wait_for_run
 from tests.integration.secure import SecureBroker, as_principal, kafka_env
-from tests.integration.support import WorkerThread, metric_rows, snapshot
+from tests.integration.support import WorkerThread, free_port, metric_rows, snapshot
+from tests.integration.trainers import BASE_TS
 
 pytestmark = pytest.mark.integration
 
@@ -169,6 +174,54 @@ def test_a_wrong_password_is_refused_at_start_run_and_nothing_is_spooled(
         assert secret not in caplog.text
         assert secret not in captured.out + captured.err
         assert secret not in repr(settings)
+
+
+def test_a_successful_sasl_session_shows_no_password(
+    cluster: Cluster,
+    worker: WorkerThread,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Every SASL login that succeeds (the SDK's, its read-your-writes wait, the
+    workers', the operator's tools) with aiokafka's and the product's loggers at DEBUG:
+    no password in any log record, on stdout or stderr, or in a settings' repr."""
+    for name in (None, "aiokafka", "faststream", "ingest", "producers", "consumers"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    settings = cluster.producer(ACME, tmp_path)
+    run_id = finished_run(cluster, tmp_path, ACME, {"lr": "0.3"})
+    listed = CliRunner().invoke(
+        app,
+        ["tenants", "list", "--bootstrap-servers", cluster.admin.bootstrap_servers],
+        env={**kafka_env(cluster.admin), "MATIH_KAFKA_TOPIC": cluster.admin.topic},
+    )
+    assert listed.exit_code == 0, listed.output
+    assert ACME in listed.output
+    assert snapshot(cluster.mlflow.tracking_uri, ACME)[run_id]["params"] == {"lr": "0.3"}
+    assert any(
+        r.name.startswith("aiokafka") and r.levelno == logging.DEBUG for r in caplog.records
+    ), "aiokafka's DEBUG records were not captured: the check would prove nothing"
+
+    captured = capfd.readouterr()
+    shown = [
+        caplog.text,
+        *(str(r.args) for r in caplog.records),
+        captured.out,
+        captured.err,
+        listed.output,
+        repr(settings),
+        str(settings),
+        repr(worker.settings),
+        repr(cluster.admin),
+    ]
+    secrets = (
+        cluster.passwords[ACME],
+        cluster.passwords["worker"],
+        cluster.admin.password.get_secret_value() if cluster.admin.password else "",
+    )
+    for secret in secrets:
+        assert secret
+        assert not [text for text in shown if secret in text]
 
 
 def test_a_tenants_credential_cannot_write_another_tenants_events(
@@ -322,6 +375,78 @@ def test_rotation_adds_a_principal_beside_the_old_and_loses_nothing(
         late.start_run("fraud", RunConfig(tenant_id=tenant))
 
 
+async def records_of_run(admin: KafkaSettings, topic: str, run_id: str) -> int:
+    """How many records of run ``run_id`` ``topic`` holds (read as the super-user)."""
+    consumer = await start(kafka_consumer(admin), admin)
+    try:
+        ends = await consumer.end_offsets(await topic_partitions(admin, topic))
+        ranges = {tp: (0, end) for tp, end in ends.items() if end}
+        runs = [
+            json.loads(record.value or b"{}").get("run_id")
+            async for _, records in read_ranges(consumer, ranges, admin, "reading a topic")
+            for record in records
+        ]
+        return runs.count(run_id)
+    finally:
+        await stop(consumer, 5)
+
+
+def test_spool_flush_delivers_a_tenants_spool_to_its_own_topic(
+    cluster: Cluster, worker: WorkerThread, tmp_path: Path
+) -> None:
+    """A trainer of acme-corp (tenant topics, its own credential) finds no broker at its
+    bootstrap address and exits with its run in the spool. ``spool flush``, run as an
+    operator runs it, with acme-corp's credential and nothing said about tenant topics,
+    delivers every event to acme-corp's topic (the shared one refuses that credential),
+    and the worker writes the run exactly once."""
+    spool_root = tmp_path / "spool"
+    reachable = cluster.producer(ACME, tmp_path)
+    away = reachable.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    settings = reachable.model_copy(
+        update={"kafka": away, "connect_timeout_s": 1.0, "flush_timeout_s": 1.0}
+    )
+    with ExperimentTracker(settings) as tracker:
+        with tracker.start_run("offline", RunConfig(tenant_id=ACME)) as run:
+            run.log_params({"lr": "0.01"})
+            for step in range(100):
+                run.log_metrics({"loss": 1 / (step + 1)}, step=step, timestamp=BASE_TS + step)
+        report = tracker.close()
+    assert report.spooled_points == 100
+    events = report.spooled_events
+
+    env = {
+        **kafka_env(cluster.principal(ACME)),
+        "MATIH_KAFKA_TENANT_TOPICS": None,  # the spool knows
+        "COLUMNS": "400",
+    }
+    flags = ["--spool-dir", str(spool_root), "--timeout", "60"]
+    flushed = CliRunner().invoke(
+        app,
+        ["spool", "flush", *flags, "--bootstrap-servers", cluster.admin.bootstrap_servers],
+        env=env,
+    )
+    assert flushed.exit_code == 0, flushed.output
+    topic = tenant_topic(cluster.admin, ACME)
+    assert f"delivered {events} events (100 metric points) to {topic} in" in flushed.output
+    assert not any(spool_root.iterdir()), "a delivered spool is removed"
+    assert asyncio.run(records_of_run(cluster.admin, topic, run.run_id)) == events
+
+    runs = wait_for_run(
+        cluster.mlflow.tracking_uri,
+        ACME,
+        run.run_id,
+        lambda r: r["status"] == "FINISHED" and len(r["history"].get("loss", [])) == 100,
+        within_s=60,
+    )
+    client = MlflowClient(tracking_uri=cluster.mlflow.tracking_uri)
+    history = client.get_metric_history(runs[run.run_id]["mlflow_run_id"], "loss")
+    assert sorted((m.step, m.timestamp, m.value) for m in history) == [
+        (step, BASE_TS + step, 1 / (step + 1)) for step in range(100)
+    ]
+    assert runs[run.run_id]["params"] == {"lr": "0.01"}
+    assert runs[run.run_id]["status"] == "FINISHED"
+
+
 async def test_a_flooding_tenant_is_throttled_while_another_stays_fresh(
     cluster: Cluster, worker: WorkerThread
 ) -> None:
@@ -370,6 +495,92 @@ async def test_a_flooding_tenant_is_throttled_while_another_stays_fresh(
     assert fresh < 5
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_sdk_absorbs_a_tenants_throttling_without_blocking_the_training_loop(
+    cluster: Cluster, worker: WorkerThread, tmp_path: Path
+) -> None:
+    """Tenant hooli, with a producer quota of 16 KiB/s, logs 24,000 points through the
+    SDK in 3 s: about 8x its quota, and past the burst Kafka lets through at full speed.
+    With 1 MiB of memory, what the broker holds back spills to the spool. No logging
+    call waits on the broker (max well under 50 ms); the flood is acknowledged seconds
+    after its last call, then every point is in MLflow exactly once; an acme-corp point
+    logged mid-flood is written within 5 s."""
+    tenant, calls, keys = "hooli", 3000, [f"m{k}" for k in range(8)]
+    password = new_password()
+    asyncio.run(TenantAdmin(cluster.admin).add(tenant, tenant, password, 16 * 1024))
+    rng = random.Random(9)
+    values = [[rng.random() for _ in keys] for _ in range(calls)]
+    flood_settings = cluster.producer(tenant, tmp_path / "flood", password)
+    flood_settings = flood_settings.model_copy(update={"memory_bytes": 1024 * 1024})
+    fresh: list[tuple[float, list[tuple[int, float]]]] = []
+
+    def read_back(tracker: ExperimentTracker, run_id: str, logged_at: float) -> None:
+        """Reads acme-corp's point back (the SDK waits until the workers wrote it)."""
+        history = tracker.get_metric_history(run_id, "loss")
+        fresh.append((time.monotonic() - logged_at, [(p["step"], p["value"]) for p in history]))
+
+    latencies = []
+    with (
+        ExperimentTracker(flood_settings) as flooder,
+        ExperimentTracker(cluster.producer(ACME, tmp_path / "acme")) as other,
+    ):
+        run = flooder.start_run("flood", RunConfig(tenant_id=tenant))
+        bystander = other.start_run("fresh", RunConfig(tenant_id=ACME))
+        reader: threading.Thread | None = None
+        began = time.monotonic()
+        for step in range(calls):
+            time.sleep(max(0.0, began + step * 0.001 - time.monotonic()))
+            called = time.perf_counter()
+            run.log_metrics(dict(zip(keys, values[step], strict=True)), step, BASE_TS + step)
+            latencies.append(time.perf_counter() - called)
+            if step == calls // 2:
+                bystander.log_metrics({"loss": 0.25}, step=0)
+                reader = threading.Thread(
+                    target=read_back, args=(other, bystander.run_id, time.monotonic())
+                )
+                reader.start()
+        flooded = time.monotonic()
+        report = flooder.flush(60)
+        drained = time.monotonic() - flooded
+        assert reader is not None
+        reader.join(30)
+        run.end()
+        bystander.end()
+
+    latencies.sort()
+    print(
+        f"\nthrottled flood: {calls} calls in {flooded - began:.1f}s, acked {drained:.1f}s"
+        f" later ({report.spilled_points} points spilled); call latency p50"
+        f" {latencies[calls // 2] * 1e6:.0f} us, max {latencies[-1] * 1e3:.1f} ms;"
+        f" acme-corp's point written in {fresh[0][0] if fresh else float('nan'):.2f}s"
+    )
+    assert latencies[-1] < 0.05, "a logging call waited on the broker"
+    assert report.complete
+    assert drained > 3, "the quota did not hold the flood back"
+    assert report.spilled_points > 0, "the spool took no part"
+    assert fresh, "acme-corp's point was not read back"
+    assert fresh[0][1] == [(0, 0.25)]
+    assert fresh[0][0] < 5, "acme-corp's event was not fresh"
+
+    runs = wait_for_run(
+        cluster.mlflow.tracking_uri,
+        tenant,
+        run.run_id,
+        lambda r: (
+            r["status"] == "FINISHED"
+            and all(len(r["history"].get(key, [])) >= calls for key in keys)
+        ),
+        within_s=60,
+    )
+    client = MlflowClient(tracking_uri=cluster.mlflow.tracking_uri)
+    for k, key in enumerate(keys):
+        history = client.get_metric_history(runs[run.run_id]["mlflow_run_id"], key)
+        assert sorted((m.step, m.timestamp, m.value) for m in history) == [
+            (step, BASE_TS + step, values[step][k]) for step in range(calls)
+        ]
+
+
 async def test_lag_and_replay_follow_the_tenant_topics(
     cluster: Cluster, worker: WorkerThread, tmp_path: Path, mlflow_template: Path
 ) -> None:
@@ -402,10 +613,13 @@ async def test_lag_and_replay_follow_the_tenant_topics(
     assert runs(rebuilt.tracking_uri) == written
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_the_tenants_command_adds_lists_rotates_and_removes(cluster: Cluster) -> None:
     """The operator's way: `tenants add` prints the trainer's settings once (a password
     that works), `list` shows the principals and quota, `rotate` adds a principal beside
-    the old one, `remove` retires both and says what becomes of the topic and runs."""
+    the old one, `remove` retires both and says what becomes of the topic and runs.
+    (About fifteen of Kafka's tool calls, a JVM each: slow on a loaded machine.)"""
     env = kafka_env(cluster.admin)
     options = [
         "--bootstrap-servers",

@@ -41,8 +41,6 @@ def expected_history(steps: range, rank: int | None = None) -> dict[str, Any]:
     }
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
 def spool_flush(spool_root: Path, kafka: KafkaSettings, env: dict[str, str]) -> str:
     """``matih-ingest spool flush`` of ``spool_root``, as an operator runs it; its output."""
     flushed = subprocess.run(
@@ -61,6 +59,8 @@ def spool_flush(spool_root: Path, kafka: KafkaSettings, env: dict[str, str]) -> 
     return flushed.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_a_20s_broker_outage_mid_run_loses_and_duplicates_nothing(
     outage_broker: OutageBroker,
     mlflow_settings: MlflowSettings,

@@ -37,3 +37,15 @@ def test_list_says_so_when_there_is_no_spool(tmp_path: Path) -> None:
     result = runner.invoke(app, ["spool", "list", "--spool-dir", str(tmp_path / "none")])
     assert result.exit_code == 0
     assert "no spools" in result.output
+
+
+def test_list_shows_that_a_spool_goes_to_the_tenant_topics(tmp_path: Path) -> None:
+    owner = {"topic": "t.events", "tenant_topics": True}
+    spool = EventSpool.create(tmp_path, 1_000_000, 0.0, True, owner=owner)
+    spool.append([SpoolEntry(b'{"not": "sent"}', 0)])
+    spool.close()
+    listed = runner.invoke(
+        app, ["spool", "list", "--spool-dir", str(tmp_path)], env={"COLUMNS": "300"}
+    )
+    assert listed.exit_code == 0
+    assert "t.events.tenant.<tenant>" in listed.output
