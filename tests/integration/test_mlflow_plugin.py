@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
@@ -25,7 +26,7 @@ from ingest.layout import (
 from ingest.settings import MlflowSettings, WritePath
 from ingest.tracking.reader import RunReader
 from tests.integration.mlflow_plugin import matih_uri, read_back, run_script
-from tests.integration.support import WorkerThread
+from tests.integration.support import MlflowServer, WorkerThread
 
 pytestmark = pytest.mark.integration
 
@@ -192,6 +193,60 @@ def test_mlflow_log_artifact_goes_by_claim_check_and_lands_in_the_runs_location(
         "plots/loss.svg": (6, hashlib.sha256(b"<svg/>").hexdigest()),
         "report.txt": (13, hashlib.sha256(b"accuracy 0.9\n").hexdigest()),
     }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(360)  # an mlflow server takes a minute or more to start on busy cores
+def test_mlflows_ui_lists_the_plugins_artifacts_in_a_model_training_experiment(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run logged with mlflow.log_artifact(s) through the plugin: once the workers wrote
+    it, MLflow's own server over the same store answers the endpoints its UI calls (the
+    Artifacts tab and the experiment page) with the files, their sizes, and the
+    model-training kind."""
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("files-in-the-ui")
+    (tmp_path / "report.txt").write_text("accuracy 0.9\n")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "loss.svg").write_text("<svg/>")
+    (tmp_path / "plots" / "roc.svg").write_text("<svg></svg>")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 0.5)
+        mlflow.log_artifact(str(tmp_path / "report.txt"))
+        mlflow.log_artifacts(str(tmp_path / "plots"), artifact_path="plots")
+    assert MlflowClient().get_run(run.info.run_id).info.status == "FINISHED"  # workers wrote it
+
+    server = MlflowServer(tmp_path / "ui", worker.settings.mlflow.tracking_uri)
+    server.start()
+    try:
+        with httpx.Client(base_url=f"{server.uri}/ajax-api/2.0/mlflow", timeout=30) as ui:
+            top = ui.get("/artifacts/list", params={"run_id": run.info.run_id})
+            assert top.status_code == 200, top.text
+            assert top.json()["files"] == [
+                {"path": "plots", "is_dir": True},
+                {"path": "report.txt", "is_dir": False, "file_size": 13},
+            ]
+            plots = ui.get("/artifacts/list", params={"run_id": run.info.run_id, "path": "plots"})
+            assert plots.status_code == 200, plots.text
+            assert plots.json()["files"] == [
+                {"path": "plots/loss.svg", "is_dir": False, "file_size": 6},
+                {"path": "plots/roc.svg", "is_dir": False, "file_size": 11},
+            ]
+            found = ui.get(
+                "/experiments/get-by-name",
+                params={"experiment_name": f"{tenant}/files-in-the-ui"},
+            )
+            assert found.status_code == 200, found.text
+            experiment = found.json()["experiment"]
+            tags = {t["key"]: t["value"] for t in experiment["tags"]}
+            assert tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+            runs = ui.post(
+                "/runs/search", json={"experiment_ids": [experiment["experiment_id"]]}
+            ).json()["runs"]
+            assert [r["info"]["run_id"] for r in runs] == [run.info.run_id]
+    finally:
+        server.stop()
 
 
 def autolog_script(tracking_uri: str, **autolog: bool) -> None:
