@@ -47,7 +47,7 @@ from ingest.layout import (
     run_status as spec_status,
 )
 from ingest.tracking.compat import prime_artifact_repository, random_run_name
-from producers.mlflow.artifacts import ClaimCheckRepository, claim_check_uri
+from producers.mlflow.artifacts import ClaimCheckRepository, claim_check_uri, discard_staged
 from producers.mlflow.errors import errors_as_mlflow
 from producers.mlflow.experiments import ExperimentCatalog
 from producers.mlflow.runs import new_run, run_view
@@ -243,7 +243,8 @@ class MatihStore(AbstractStore):
             if run_name:
                 written.handle.set_tag(RUN_NAME_TAG, run_name)
             if status in TERMINAL_STATUSES:
-                written.handle.end(status)
+                written.handle.end(status)  # waits for the run's uploads
+                discard_staged(run_id)
             elif written.handle.status is not status:
                 raise MlflowException(
                     f"run {run_id} has ended ({written.handle.status.value}); it cannot be"
