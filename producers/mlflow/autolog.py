@@ -26,8 +26,8 @@ from ingest.tracking.compat import autologging_integration, model_refusal_sklear
 from producers.mlflow.unsupported import unsupported_call
 
 NOT_LOGGED = (
-    "MLflow autologging through the matih:// tracking store logs params, metrics and tags,"
-    " not models (MLflow 3 logged models) or datasets, which the pipeline does not carry:"
+    "MLflow autologging through the matih:// tracking store logs params, metrics, tags and"
+    " files, not models (MLflow 3 logged models) or datasets, which the pipeline does not carry:"
     " pass log_models=False, log_datasets=False to autolog() to turn them off and silence"
     " this warning"
 )
