@@ -8,11 +8,21 @@ checked and queued on the SDK's background uploader, which stores the file in th
 run's real location and publishes its claim check. Listing and downloading wait for
 the run's uploads, then read the real location. Once the run has ended, reads show
 the real location itself.
+
+MLflow's callers may delete a file as soon as ``log_artifact`` returns: its own
+``log_dict``, ``log_text``, ``log_figure`` and autologging's plots write to a temporary
+folder they remove right after the call. So the repository first stages the file
+(a hard link where it can, else a copy) in a folder of the run's own, which the
+uploader reads and which goes when the run ends.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +37,9 @@ from producers.run import ActiveRun
 SCHEME = "matih-artifacts"
 _RUNS: dict[str, ActiveRun] = {}
 """The runs this process's plugin stores write, by run id (the repository gets a URI only)."""
+_STAGED: dict[str, Path] = {}
+"""Each run's staging folder, by run id, once it has one."""
+_CALLS = itertools.count()
 
 
 def claim_check_uri(run: ActiveRun) -> str:
@@ -54,11 +67,11 @@ class ClaimCheckRepository(ArtifactRepository):
 
     def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
         with errors_as_mlflow():
-            self._run.log_artifact(local_file, artifact_path)
+            self._run.log_artifact(_staged(self._run.run_id, local_file), artifact_path)
 
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
         with errors_as_mlflow():
-            self._run.log_artifacts(local_dir, artifact_path)
+            self._run.log_artifacts(_staged(self._run.run_id, local_dir), artifact_path)
 
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
         files: list[FileInfo] = self._stored().list_artifacts(path)
@@ -80,3 +93,41 @@ class ClaimCheckRepository(ArtifactRepository):
 
         self._run.wait_for_artifacts()
         return get_artifact_repository(self._run.artifact_uri)
+
+
+def discard_staged(run_id: str) -> None:
+    """Removes the run's staging folder (once its uploads are done or given up)."""
+    folder = _STAGED.pop(run_id, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _staged(run_id: str, local_path: str) -> str:
+    """A path of the run's own with the same name and contents as ``local_path`` (a file,
+    or a folder's files); ``local_path`` itself if it cannot be read, for the SDK to
+    refuse with its reason."""
+    source = Path(local_path)
+    if not (source.is_file() or source.is_dir()):
+        return local_path
+    folder = _STAGED.get(run_id)
+    if folder is None:
+        folder = _STAGED[run_id] = Path(tempfile.mkdtemp(prefix=f"matih-artifacts-{run_id}-"))
+    call = folder / str(next(_CALLS))
+    try:
+        if source.is_dir():
+            shutil.copytree(source, call, copy_function=_link_or_copy)
+            return str(call)
+        call.mkdir()
+        _link_or_copy(str(source), str(call / source.name))
+    except OSError:
+        return local_path
+    return str(call / source.name)
+
+
+def _link_or_copy(source: str, target: str) -> str:
+    """A hard link (no bytes copied) where both are on one file system, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    return target

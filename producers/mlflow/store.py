@@ -8,7 +8,9 @@ is away; a logging call never waits on Kafka or MLflow. Reads (runs, searches, m
 histories, experiments) come from the store the workers write
 (``MATIH_MLFLOW_TRACKING_URI``); for a run this process wrote, a read first waits for the
 workers (read-your-writes, as the SDK's reads). Calls outside that (traces, logged
-models, datasets, deletes, ...) raise an ``MlflowException`` naming the call.
+models, datasets, deletes, ...) raise an ``MlflowException`` naming the call; inside
+autologging, its models and datasets are left out with one warning
+(``producers.mlflow.autolog``).
 
 Runs keep the producer's id everywhere (``run.info.run_id``, the workers' MLflow run,
 the gateway). Experiment ids are derived from tenant and name (``ExperimentCatalog``),
@@ -47,7 +49,8 @@ from ingest.layout import (
     run_status as spec_status,
 )
 from ingest.tracking.compat import prime_artifact_repository, random_run_name
-from producers.mlflow.artifacts import ClaimCheckRepository, claim_check_uri
+from producers.mlflow.artifacts import ClaimCheckRepository, claim_check_uri, discard_staged
+from producers.mlflow.autolog import AutologGuard
 from producers.mlflow.errors import errors_as_mlflow
 from producers.mlflow.experiments import ExperimentCatalog
 from producers.mlflow.runs import new_run, run_view
@@ -124,6 +127,10 @@ class MatihStore(AbstractStore):
         from mlflow.tracking import MlflowClient  # noqa: PLC0415
 
         return MlflowClient(tracking_uri=self._settings.mlflow.tracking_uri)
+
+    @cached_property
+    def _autolog(self) -> AutologGuard:
+        return AutologGuard()
 
     @cached_property
     def _experiments(self) -> ExperimentCatalog:
@@ -243,7 +250,8 @@ class MatihStore(AbstractStore):
             if run_name:
                 written.handle.set_tag(RUN_NAME_TAG, run_name)
             if status in TERMINAL_STATUSES:
-                written.handle.end(status)
+                written.handle.end(status)  # waits for the run's uploads
+                discard_staged(run_id)
             elif written.handle.status is not status:
                 raise MlflowException(
                     f"run {run_id} has ended ({written.handle.status.value}); it cannot be"
@@ -265,6 +273,17 @@ class MatihStore(AbstractStore):
         written.run = Run(updated, written.run.data)
         self._unread.add(run_id)
         return updated
+
+    # Logged models and datasets: not carried by the pipeline
+
+    def create_logged_model(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused; inside scikit-learn's autologging, so that it still logs the training
+        metrics to the run (``producers.mlflow.autolog``)."""
+        raise self._autolog.refuse_model("create_logged_model")
+
+    def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> None:
+        """Refused; inside autologging, its datasets are dropped with one warning."""
+        self._autolog.drop_inputs("log_inputs")
 
     # Runs: reads
 

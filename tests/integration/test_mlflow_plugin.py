@@ -5,14 +5,17 @@ reads back the same through MLflow's own client, and the run ids are the produce
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
 
 from consumers import ConsumerSettings
 from ingest.ids import is_run_id, run_id_time_ms
@@ -24,8 +27,9 @@ from ingest.layout import (
 )
 from ingest.settings import MlflowSettings, WritePath
 from ingest.tracking.reader import RunReader
+from producers.mlflow.autolog import NOT_LOGGED
 from tests.integration.mlflow_plugin import matih_uri, read_back, run_script
-from tests.integration.support import WorkerThread
+from tests.integration.support import MlflowServer, WorkerThread
 
 pytestmark = pytest.mark.integration
 
@@ -194,63 +198,181 @@ def test_mlflow_log_artifact_goes_by_claim_check_and_lands_in_the_runs_location(
     }
 
 
-def autolog_script(tracking_uri: str, **autolog: bool) -> None:
-    """scikit-learn training with MLflow's autologging, as users write it."""
-    from sklearn.datasets import load_iris  # noqa: PLC0415 - only these tests need sklearn
+@pytest.mark.slow
+@pytest.mark.timeout(360)  # an mlflow server takes a minute or more to start on busy cores
+def test_mlflows_ui_lists_the_plugins_artifacts_in_a_model_training_experiment(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run logged with mlflow.log_artifact(s) through the plugin: once the workers wrote
+    it, MLflow's own server over the same store answers the endpoints its UI calls (the
+    Artifacts tab and the experiment page) with the files, their sizes, and the
+    model-training kind."""
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("files-in-the-ui")
+    (tmp_path / "report.txt").write_text("accuracy 0.9\n")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "loss.svg").write_text("<svg/>")
+    (tmp_path / "plots" / "roc.svg").write_text("<svg></svg>")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 0.5)
+        mlflow.log_artifact(str(tmp_path / "report.txt"))
+        mlflow.log_artifacts(str(tmp_path / "plots"), artifact_path="plots")
+    assert MlflowClient().get_run(run.info.run_id).info.status == "FINISHED"  # workers wrote it
+
+    server = MlflowServer(tmp_path / "ui", worker.settings.mlflow.tracking_uri)
+    try:
+        server.start()  # in the try: a start cut short still stops the process
+        with httpx.Client(base_url=f"{server.uri}/ajax-api/2.0/mlflow", timeout=30) as ui:
+            top = ui.get("/artifacts/list", params={"run_id": run.info.run_id})
+            assert top.status_code == 200, top.text
+            assert top.json()["files"] == [
+                {"path": "plots", "is_dir": True},
+                {"path": "report.txt", "is_dir": False, "file_size": 13},
+            ]
+            plots = ui.get("/artifacts/list", params={"run_id": run.info.run_id, "path": "plots"})
+            assert plots.status_code == 200, plots.text
+            assert plots.json()["files"] == [
+                {"path": "plots/loss.svg", "is_dir": False, "file_size": 6},
+                {"path": "plots/roc.svg", "is_dir": False, "file_size": 11},
+            ]
+            found = ui.get(
+                "/experiments/get-by-name",
+                params={"experiment_name": f"{tenant}/files-in-the-ui"},
+            )
+            assert found.status_code == 200, found.text
+            experiment = found.json()["experiment"]
+            tags = {t["key"]: t["value"] for t in experiment["tags"]}
+            assert tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+            runs = ui.post(
+                "/runs/search", json={"experiment_ids": [experiment["experiment_id"]]}
+            ).json()["runs"]
+            assert [r["info"]["run_id"] for r in runs] == [run.info.run_id]
+    finally:
+        server.stop()
+
+
+def autolog_script(
+    tracking_uri: str, autolog: Callable[..., object] = mlflow.sklearn.autolog, **options: bool
+) -> None:
+    """scikit-learn training with MLflow's autologging, as users write it: two fits, each in
+    a run, and a metric of the model's predictions (a post-training metric)."""
+    import sklearn.metrics  # noqa: PLC0415 - only these tests need sklearn
+    from sklearn.datasets import load_iris  # noqa: PLC0415
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
 
     features, labels = load_iris(return_X_y=True)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("autolog")
-    mlflow.sklearn.autolog(silent=True, **autolog)
+    autolog(**options)
     try:
-        with mlflow.start_run(run_name="iris"):
-            LogisticRegression(max_iter=300).fit(features, labels)
+        for name, strength in (("iris", 1.0), ("iris-regularised", 0.1)):
+            with mlflow.start_run(run_name=name):
+                model = LogisticRegression(C=strength, max_iter=300).fit(features, labels)
+                # Through the module: autologging patches sklearn.metrics' functions.
+                sklearn.metrics.accuracy_score(labels, model.predict(features))
     finally:
-        mlflow.sklearn.autolog(disable=True)
+        autolog(disable=True)
+
+
+AUTOLOG_FILES = ["estimator.html", "metric_info.json", "training_confusion_matrix.png"]
+"""What scikit-learn's autologging stores with each run: it writes them to a temporary
+folder, which it deletes as soon as each log_artifact call returns."""
+
+
+def run_files(tracking_uri: str, experiment_name: str) -> dict[str, list[tuple[str, int]]]:
+    """The top-level artifacts (path, size) of each run of the experiment, by run name."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    assert experiment is not None
+    return {
+        run.info.run_name: sorted(
+            (f.path, f.file_size) for f in client.list_artifacts(run.info.run_id)
+        )
+        for run in client.search_runs([experiment.experiment_id])
+    }
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_sklearn_autolog_lands_as_it_does_in_mlflows_own_store(
     worker: WorkerThread,
     new_sqlite_store: Callable[[str], str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    """mlflow.sklearn.autolog(): the estimator's params, its training metrics and tags read
-    back the same as from a plain sqlite store (models and datasets are not taken by the
-    plugin; see the next test)."""
+    """mlflow.sklearn.autolog(log_models=False, log_datasets=False): the estimator's params,
+    its training and post-training metrics and tags read back the same as from a plain
+    sqlite store."""
     expected_uri = new_sqlite_store("expected")
-    autolog_script(expected_uri, log_models=False, log_datasets=False)
+    autolog_script(expected_uri, silent=True, log_models=False, log_datasets=False)
     expected = read_back(expected_uri, "autolog")
 
     uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
-    autolog_script(uri, log_models=False, log_datasets=False)
+    autolog_script(uri, silent=True, log_models=False, log_datasets=False)
     actual = read_back(uri, "autolog")
 
-    assert len(expected) == 1
+    assert [run["name"] for run in expected] == ["iris", "iris-regularised"]
     assert expected[0]["params"]["max_iter"] == "300"
     assert set(expected[0]["metrics"]) >= {"training_accuracy_score", "training_f1_score"}
     assert actual == expected
+    files = run_files(expected_uri, "autolog")
+    assert run_files(uri, "autolog") == files
+    assert [path for path, _ in files["iris"]] == AUTOLOG_FILES
 
 
 @pytest.mark.slow
-def test_autolog_with_its_defaults_logs_the_run_and_names_the_call_it_could_not_make(
+@pytest.mark.timeout(240)
+def test_mlflow_autolog_with_its_defaults_lands_as_in_mlflows_own_store_with_one_warning(
     worker: WorkerThread,
+    new_sqlite_store: Callable[[str], str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """With autolog's defaults, MLflow 3 logs the model as a LoggedModel, which the plugin
-    does not take: the call is refused by name, autologging warns and goes on (without the
-    post-training metrics, which it attaches to the model; hence log_models=False), and
-    the run lands with its params and status."""
+    """mlflow.autolog() as it comes (models and datasets on): params, training and
+    post-training metrics and tags read back the same as from a plain sqlite store,
+    where MLflow also logged the models and datasets. Through the plugin neither is
+    logged, and the whole process gets one warning saying so and how to turn them off;
+    no fit fails."""
+    # An explicit mlflow.sklearn.autolog() (an earlier test's) would take precedence over
+    # mlflow.autolog(), as MLflow documents: start from none, as a fresh process does.
+    monkeypatch.delitem(AUTOLOGGING_INTEGRATIONS, "sklearn", raising=False)
+    expected_uri = new_sqlite_store("expected")
+    autolog_script(expected_uri, mlflow.autolog)
+    expected = read_back(expected_uri, "autolog")
+    stored = MlflowClient(tracking_uri=expected_uri)
+    experiment = stored.get_experiment_by_name("autolog")
+    assert experiment is not None
+    models = stored.search_logged_models([experiment.experiment_id])
+    assert len(models) == 2  # what MLflow's own store has and the plugin does not take
+
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
     uri, _ = matih_uri(worker.settings, monkeypatch, tmp_path)
-    autolog_script(uri)
-    (run,) = read_back(uri, "autolog")
-    assert run["status"] == "FINISHED"
-    assert run["params"]["max_iter"] == "300"
-    assert "create_logged_model() is not supported by the matih:// tracking store" in caplog.text
+    autolog_script(uri, mlflow.autolog)
+    actual = read_back(uri, "autolog")
+
+    assert [run["name"] for run in expected] == ["iris", "iris-regularised"]
+    assert {"training_accuracy_score", "training_log_loss"} <= set(expected[1]["metrics"])
+    assert "accuracy_score_features" in expected[0]["metrics"]  # the post-training metric
+    assert actual == expected
+    files = run_files(expected_uri, "autolog")
+    assert run_files(uri, "autolog") == files
+    assert {name: [path for path, _ in listed] for name, listed in files.items()} == dict.fromkeys(
+        ("iris", "iris-regularised"), AUTOLOG_FILES
+    )
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith(("mlflow", "producers"))
+    ]
+    assert warned == [NOT_LOGGED]  # the datasets' or the model's, whichever came first
+    store = MlflowClient(tracking_uri=worker.settings.mlflow.tracking_uri)
+    landed = store.search_runs([e.experiment_id for e in store.search_experiments()])
+    assert len(landed) == 2
+    assert all(run.inputs.dataset_inputs == [] for run in landed)
+    assert all(run.outputs.model_outputs == [] for run in landed)
 
 
 def test_log_artifact_does_not_wait_for_the_workers(

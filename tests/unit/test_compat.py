@@ -6,19 +6,23 @@ from __future__ import annotations
 import inspect
 import re
 import signal
+import threading
 from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
+import mlflow.sklearn
 import pytest
 import uvicorn
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.protocol.admin import DescribeGroupsResponse_v0
 from aiokafka.structs import TopicPartition
+from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
+from mlflow.utils.autologging_utils.safety import _AutologgingSessionManager
 from packaging.specifiers import SpecifierSet
 
 from ingest.api import compat as uvicorn_compat
@@ -89,6 +93,33 @@ def test_a_primed_artifact_repository_is_the_one_mlflows_client_uses(tmp_path: P
     mlflow_compat.prime_artifact_repository(run_id, repository)
     client = TrackingServiceClient("sqlite:///" + str(tmp_path / "unused.db"))
     assert client._get_artifact_repo(run_id) is repository  # noqa: SLF001 (what it primes)
+
+
+def test_the_autologging_session_is_seen_in_every_thread() -> None:
+    assert mlflow_compat.autologging_integration() is None
+    with _AutologgingSessionManager.start_session("sklearn"):  # type: ignore[no-untyped-call]
+        seen: list[str | None] = []
+        thread = threading.Thread(
+            target=lambda: seen.append(mlflow_compat.autologging_integration())
+        )
+        thread.start()
+        thread.join()
+        assert seen == ["sklearn"]
+    assert mlflow_compat.autologging_integration() is None
+
+
+def test_sklearns_autologging_steps_over_the_model_refusal() -> None:
+    """It catches its own pickling error around log_model, and goes on to the metrics."""
+    source = inspect.getsource(mlflow.sklearn._autolog)  # noqa: SLF001 (what compat relies on)
+    assert (
+        "except _SklearnCustomModelPicklingError as e:\n                _logger.warning(str(e))"
+        in (source)
+    )
+    refusal = mlflow_compat.model_refusal_sklearn_autolog_survives("no models here")
+    assert isinstance(refusal, mlflow.sklearn._SklearnCustomModelPicklingError)  # noqa: SLF001
+    assert isinstance(refusal, MlflowException)
+    assert str(refusal) == refusal.message == "no models here"
+    assert refusal.error_code == "FEATURE_DISABLED"
 
 
 def test_an_embedded_server_leaves_the_signal_handlers_alone() -> None:

@@ -53,8 +53,8 @@ def test_sdk_artifacts_are_listed_by_the_gateway_and_by_mlflows_own_server(
     assert other.status_code == 404  # never another tenant's files
 
     server = MlflowServer(tmp_path / "ui", worker.settings.mlflow.tracking_uri)
-    server.start()
     try:
+        server.start()  # in the try: a start cut short still stops the process
         with httpx.Client(base_url=f"{server.uri}/api/2.0/mlflow", timeout=30) as mlflow_api:
             files = mlflow_api.get("/artifacts/list", params={"run_id": run.run_id})
             assert files.status_code == 200, files.text
