@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,12 +193,26 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
     held in memory are dropped and counted; run creation, params, tags and the end stay,
     and memory stays within its share."""
 
-    def full_disk(path: Path, data: bytes, mode: str, fsync: bool) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class FullDisk:
+        """A segment file on a full disk: it opens, and every write fails."""
+
+        def write(self, pieces: Sequence[bytes]) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def sync(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
 
     def open_spool(settings: ProducerSettings) -> EventSpool:
         return EventSpool.create(
-            settings.spool_dir, settings.spool_max_bytes, 0, False, {}, write=full_disk
+            settings.spool_dir,
+            settings.spool_max_bytes,
+            0,
+            False,
+            {},
+            open_file=lambda path, truncate: FullDisk(),
         )
 
     metrics = ProducerMetrics()
