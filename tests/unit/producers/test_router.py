@@ -116,6 +116,16 @@ def log_records(buffer: EventBuffer, run: RunIdentity, first: int, count: int) -
         )
 
 
+async def log_in_steps(
+    router: EventRouter, buffer: EventBuffer, run: RunIdentity, count: int
+) -> None:
+    """``count`` records, a sender step after each (the buffer stays under its mark, so
+    they go to Kafka, as far as the in-flight share allows)."""
+    for step in range(count):
+        log_records(buffer, run, step, 1)
+        await router.step()
+
+
 def steps_of(values: list[bytes]) -> list[int]:
     """The first step of each metrics record in ``values``."""
     return [
@@ -131,8 +141,7 @@ async def test_when_kafka_lags_the_oldest_events_spill_to_the_spool_and_keep_the
     acknowledged are not sent twice."""
     router, buffer, publisher = overload_router(tmp_path)
     run = RunIdentity("acme-corp", new_run_id(), "exp")
-    log_records(buffer, run, 0, 3)
-    await router.step()
+    await log_in_steps(router, buffer, run, 3)
     in_flight = len(publisher.futures)
     assert 1 <= in_flight <= 3, "a quarter of 1 MiB holds about three 1000-point records"
     log_records(buffer, run, 3, 10)
@@ -163,8 +172,7 @@ async def test_a_record_in_flight_that_kafka_fails_after_a_spill_is_sent_before_
 ) -> None:
     router, buffer, publisher = overload_router(tmp_path)
     run = RunIdentity("acme-corp", new_run_id(), "exp")
-    log_records(buffer, run, 0, 3)
-    await router.step()
+    await log_in_steps(router, buffer, run, 3)
     in_flight = len(publisher.futures)
     log_records(buffer, run, 3, 10)
     await router.step()  # spilled behind copies of what is in flight
