@@ -29,6 +29,7 @@ from producers import ProducerMetrics, ProducerSettings
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.router import EventRouter
 from producers.spool.directory import EventSpool
+from producers.spool.segment import open_segment
 
 
 class ControlledPublisher:
@@ -256,6 +257,51 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
         router.backlog.size_bytes + router.in_flight_bytes
     )
     assert router.backlog.size_bytes <= router.backlog.max_bytes + 16 * 1024
+
+
+async def test_a_spilling_step_writes_all_it_took_with_one_write_into_a_file_kept_open(
+    tmp_path: Path,
+) -> None:
+    """Every system call releases Python's GIL, which a training loop that never sleeps
+    hands back only after a switch interval: a step that spills writes its whole
+    backlog at once, and the next step appends to the same open file."""
+    opened: list[Path] = []
+    writes: list[int] = []
+
+    class Recording:
+        """A segment file that counts its opens and writes."""
+
+        def __init__(self, path: Path, truncate: bool) -> None:
+            opened.append(path)
+            self._file = open_segment(path, truncate)
+
+        def write(self, pieces: Sequence[bytes]) -> None:
+            writes.append(len(pieces))
+            self._file.write(pieces)
+
+        def sync(self) -> None:
+            self._file.sync()
+
+        def close(self) -> None:
+            self._file.close()
+
+    def open_spool(settings: ProducerSettings) -> EventSpool:
+        return EventSpool.create(
+            settings.spool_dir, settings.spool_max_bytes, 0, False, {}, open_file=Recording
+        )
+
+    router, buffer, _ = overload_router(tmp_path, open_spool)
+    run = RunIdentity("acme-corp", new_run_id(), "exp")
+    log_records(buffer, run, 0, 30)  # far past the buffer's mark: the sender lags
+    await router.step()
+    assert router.spool is not None
+    assert router.spool.events == 30
+    assert (len(opened), writes) == (1, [60]), "one write of 30 headers and 30 payloads"
+    log_records(buffer, run, 30, 30)
+    await router.step()
+    assert (len(opened), len(writes)) == (1, 2)
+    assert steps_of([record.value for record in router.spool.read(100)]) == list(range(60))
+    router.spool.close()
 
 
 async def test_an_event_over_kafkas_request_size_is_refused_counted_and_reported(
