@@ -20,7 +20,7 @@ from typing import Annotated, Literal, NamedTuple, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from ingest.ids import is_run_id
+from ingest.ids import is_run_id, new_event_id
 from ingest.validation import (
     INT64_MAX,
     INT64_MIN,
@@ -141,7 +141,7 @@ class EventEnvelope(_Model):
     """The fields every event carries."""
 
     event_id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
+        default_factory=new_event_id,
         description="Unique per event; a redelivered event keeps its id.",
     )
     schema_version: Literal[1] = Field(default=1, description="Version of this contract.")

@@ -1,8 +1,10 @@
-"""Run ids: chosen by the producer, time-ordered (UUIDv7), so they also carry the start time."""
+"""Ids chosen by the producer: run ids, time-ordered (UUIDv7), so they also carry the start
+time; and event ids, random (UUIDv4)."""
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import time
 import uuid
@@ -22,6 +24,19 @@ def new_run_id(now_ms: int | None = None) -> str:
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_7 << 76 | (rand >> 62 & 0xFFF) << 64
     value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
     return uuid.UUID(int=value).hex
+
+
+def new_event_id() -> uuid.UUID:
+    """Returns a new event id: a random UUID (version 4).
+
+    Its bits come from Python's ``random`` (seeded from the OS at start, and again in a
+    forked child), not from ``os.urandom`` as ``uuid.uuid4``'s do: an event id must be
+    unique, not unguessable, and ``os.urandom`` is a system call that releases the GIL.
+    The SDK's sender makes one per record of up to 1000 points; each release made it
+    wait for a training loop that never sleeps to hand the GIL back (up to the 5 ms
+    switch interval), and that wait, not the work, was most of its time when overloaded.
+    """
+    return uuid.UUID(int=random.getrandbits(128), version=4)
 
 
 def is_run_id(value: str) -> bool:

@@ -61,4 +61,8 @@ class ProducerSettings(BaseSettings):
     spool_full_wait_s: float = Field(
         default=1.0, ge=0, description="How long a full spool waits for room; then old points drop."
     )
-    spool_fsync: bool = Field(default=True, description="fsync each batch written to the spool.")
+    spool_fsync: bool = Field(
+        default=True,
+        description="fsync each full spool segment, the one being written at least once a second"
+        " and at close.",
+    )

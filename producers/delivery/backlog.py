@@ -4,10 +4,12 @@ The SDK's memory bound (``ProducerSettings.memory_bytes``) covers the logging ca
 in the buffer (``producers.delivery.buffer``), this backlog and the records in flight
 to Kafka. Records in flight may take a quarter of it, the backlog a quarter, and the
 buffer whatever the other two leave. Memory is full when the backlog outgrows its
-quarter (Kafka takes less than the trainer logs) or the buffer holds half the bound
-(the sender cannot encode as fast as the trainer logs, and spilling costs it less
-than sending: no compression, no network). Then the sender spills to the on-disk
-spool, oldest first, and newer events follow there until the spool is delivered.
+quarter (Kafka takes less than the trainer logs) or the buffer holds an eighth of the
+bound (the sender lags the trainer: spilling costs it less than sending, no
+compression, no network). Then the sender spills to the on-disk spool, oldest first,
+and newer events follow there until the spool is delivered. The mark is low so that
+the buffer keeps room to absorb the sender's pauses (a full garbage collection, a
+slow disk, a GIL that a loop that never sleeps hands over seldom) before it drops.
 Only if the disk refuses the spill are the oldest metric records shed here, counted
 and warned about; lifecycle events never are.
 """
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 def shares(memory_bytes: int) -> tuple[int, int, int]:
     """Of the memory bound: the buffer's mark past which the sender spills, and the
     shares of the records in flight and of the backlog."""
-    return memory_bytes // 2, memory_bytes // 4, memory_bytes // 4
+    return memory_bytes // 8, memory_bytes // 4, memory_bytes // 4
 
 
 class Backlog:

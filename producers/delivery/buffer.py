@@ -7,11 +7,12 @@ each run's order, and encodes them (``pack``).
 
 The buffer may hold what the SDK's memory bound (``ProducerSettings.memory_bytes``)
 leaves after the sender's encoded events (``held_elsewhere``, which the sender keeps
-current). The sender moves calls out of it every ``linger_ms``, to Kafka or, when
-memory is full, to the on-disk spool. Only when the sender cannot even take the calls
-as fast as they come (its thread starved of CPU) does the buffer reach the bound;
-then the oldest metric calls are dropped, counted and warned about. Lifecycle events
-are never dropped.
+current). The sender takes all of it at once every ``linger_ms`` (sooner while it lags)
+and moves it to Kafka or, when memory is full, to the on-disk spool; the calls it took
+stay counted here until they are packed. Only when the sender does not get to run for
+a long while (Python's GIL, which a loop that never sleeps hands over only every
+switch interval, or the CPU) does the buffer reach the bound; then the oldest metric
+calls are dropped, counted and warned about. Lifecycle events are never dropped.
 """
 
 from __future__ import annotations
@@ -41,8 +42,6 @@ EVENT_BYTES = 1024
 """Memory a buffered lifecycle event takes, besides its names and values."""
 _POINTS: Final = 5
 """Where a ``MetricCall`` holds its points."""
-_DRAIN_TURN = 256
-"""Items the sender takes per turn of the lock (a few microseconds)."""
 
 
 class RunIdentity(NamedTuple):
@@ -126,21 +125,24 @@ class EventBuffer:
         """Appends a lifecycle event; it is never dropped."""
         self._add(event, item_bytes(event))
 
-    def drain(self, limit: int | None = None) -> list[Item]:
-        """Takes up to ``limit`` items (all by default), oldest first."""
-        items = self._items
-        left = len(items) if limit is None else min(limit, len(items))
-        taken: list[Item] = []
-        while left > 0:
-            # In short turns under the lock, so that an append never waits long for it.
-            with self._lock:
-                chunk = [items.popleft() for _ in range(min(left, _DRAIN_TURN, len(items)))]
-                self._taken += sum(item_bytes(item) for item in chunk)
-            if not chunk:
-                break
-            taken.extend(chunk)
-            left -= len(chunk)
-        return taken
+    def take(self) -> deque[Item]:
+        """Takes every item, oldest first, in one swap under the lock (an append never
+        waits for more than that). Their bytes stay counted until ``release``d: they
+        are in memory until the sender has packed them."""
+        with self._lock:
+            items, self._items = self._items, deque()
+        return items
+
+    def release(self, size: int) -> None:
+        """The sender has packed taken items of ``size`` bytes (``item_bytes``)."""
+        with self._lock:
+            self._taken += size
+
+    def drain(self) -> list[Item]:
+        """Takes and releases every item, oldest first."""
+        items = list(self.take())
+        self.release(sum(map(item_bytes, items)))
+        return items
 
     def _add(self, item: Item, size: int) -> None:
         with self._lock:
@@ -150,7 +152,7 @@ class EventBuffer:
                 self._drop_oldest_metric_calls()
 
     def _drop_oldest_metric_calls(self) -> None:
-        # Under the lock: only when the sender is starved of CPU.
+        # Under the lock: only when the sender has not run for a long while.
         dropped = 0
         index = 0
         limit = self._max_bytes - self.held_elsewhere
@@ -167,9 +169,10 @@ class EventBuffer:
         before, self.dropped_points = self.dropped_points, self.dropped_points + dropped
         if warn_again(before, self.dropped_points):
             logger.warning(
-                "the SDK's memory (%d bytes) is full and its sender"
-                " cannot take them as fast as they come (is the process short of CPU?):"
-                " dropped the oldest metric points, %d so far",
+                "the SDK's memory (%d bytes) is full: its sender thread has not taken the"
+                " logging calls in for a long while (it waits for Python's GIL, which a loop"
+                " that never sleeps hands over seldom, or for the CPU): dropped the oldest"
+                " metric points, %d so far",
                 self._max_bytes,
                 self.dropped_points,
             )

@@ -8,6 +8,7 @@ memory, in flight to Kafka, or in the spool) and runs on the sender's event loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -21,7 +22,7 @@ from ingest.events import EventEnvelope
 from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
 from producers.delivery.backlog import Backlog, shares
-from producers.delivery.buffer import EventBuffer, Outgoing, pack
+from producers.delivery.buffer import EventBuffer, Outgoing, item_bytes, pack
 from producers.delivery.kafka import EventPublisher
 from producers.delivery.recovery import spool_owner
 from producers.delivery.unspool import SPOOL_WINDOW, send_spooled
@@ -33,8 +34,8 @@ from producers.telemetry import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 
-_TAKE_TURN = 4096
-"""Buffered items taken at a time (the buffer's lock is held for a few microseconds)."""
+_PACK_TURN = 4096
+"""Buffered calls packed at a time, before their memory is released to the buffer."""
 _RECORD_OVERHEAD = 1024
 """Room left in ``max_request_bytes`` for the record's key, headers and batch framing."""
 
@@ -84,6 +85,8 @@ class EventRouter:
         """Records at the spool's head that are copies of direct records in flight."""
         self.spool: EventSpool | None = None
         self.wake = asyncio.Event()
+        self._acked = asyncio.Event()
+        """Set when Kafka acknowledged a spooled record (room in a full spool)."""
         self.positions: dict[tuple[str, str], Position] = {}
         self.rejected = 0
         self._lock = asyncio.Lock()
@@ -97,6 +100,11 @@ class EventRouter:
         self._next_connect = 0.0
         self._attempts = 0
         self._draining_since: float | None = None
+
+    @property
+    def behind(self) -> bool:
+        """The last step found the buffer past its mark: the next one should not wait."""
+        return self._behind
 
     @property
     def in_flight(self) -> int:
@@ -185,16 +193,16 @@ class EventRouter:
         share, or the buffer past its mark: this sender lags the trainer), the backlog
         spills to the spool, oldest first, and newer events follow it there."""
         behind = self._behind = self._buffer.size_bytes > self._spill_mark
-        left = len(self._buffer)  # not more: a busy trainer would keep this step going
-        while left > 0:
-            items = self._buffer.drain(min(left, _TAKE_TURN))
-            if not items:
-                break
-            left -= len(items)
-            for outgoing in pack(items):
+        # All of it at once (not more: a busy trainer would keep this step going). No
+        # await until it is packed, so a cancelled step loses none of what it took.
+        items = self._buffer.take()
+        while items:
+            chunk = [items.popleft() for _ in range(min(len(items), _PACK_TURN))]
+            for outgoing in pack(chunk):
                 if self._fits_a_request(outgoing):
                     self.backlog.append(outgoing)
             self._buffer.held_elsewhere = self.backlog.size_bytes + self.in_flight_bytes
+            self._buffer.release(sum(map(item_bytes, chunk)))
         if self.backlog.full or (behind and self.backlog):
             try:
                 await self._spill()
@@ -301,21 +309,27 @@ class EventRouter:
         return self.spool
 
     async def _spool_backlog(self, wait: bool = True) -> None:
+        """Writes the whole backlog to the spool: one write from this loop's thread.
+
+        Not on a worker thread: each hand-off to one and back releases Python's GIL
+        twice, and a thread that gives it up waits for a training loop that never
+        sleeps to hand it back (up to the 5 ms switch interval), while the trainer logs
+        thousands of points. A full spool is waited on here (``wait``), asynchronously,
+        so that acks free room meanwhile.
+        """
         if not self.backlog:
             return
         spool = self._ensure_spool()
-        # Taken out first: if this task is cancelled, the thread still writes them.
-        batch = self.backlog.take_all()
-        try:
-            if wait:
-                # On a worker thread, so that acks (on this loop) can free room meanwhile.
-                await asyncio.to_thread(spool.append, [item.entry for item in batch], wait)
-            else:
-                self._append(spool, batch)
-        except RuntimeError:  # no new threads at interpreter exit: write from here
-            self._append(spool, batch)
-        except SpoolWriteError as exc:
-            self._put_back_unwritten(batch, exc)
+        deadline = time.monotonic() + self._settings.spool_full_wait_s
+        while wait and not spool.has_room(self.backlog.size_bytes):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._acked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), left)
+        # Taken and written with no await between: a cancelled step loses nothing.
+        self._append(spool, self.backlog.take_all())
         if self._draining_since is None and self.connected:
             self._draining_since = time.monotonic()
 
@@ -343,7 +357,12 @@ class EventRouter:
             for record in spool.read(self._copies):
                 spool.ack(record)
             self._copies = 0
+        budget = time.monotonic() + max(self._settings.linger_ms / 1000, 0.005)
         while self.connected and self._failure is None and len(self._spooled) < SPOOL_WINDOW:
+            if time.monotonic() > budget or self._buffer.size_bytes > self._spill_mark:
+                # The trainer's calls come first: take them in, then go on at once.
+                self.wake.set()
+                return
             batch = await send_spooled(
                 spool,
                 self.publisher,
@@ -456,6 +475,7 @@ class EventRouter:
             self._record_position(event, future.result())
             if spool is not None:
                 spool.ack(record)
+                self._acked.set()
                 if spool.events == 0 and self._draining_since is not None:
                     logger.info(
                         "the spool %s is delivered (%.1fs after Kafka was back)",

@@ -1,8 +1,8 @@
 """The background loop that moves buffered calls to Kafka, or to the spool.
 
 It runs the async publisher on a thread of its own, so a training loop never waits
-on the network or the disk. Every ``linger_ms`` it drains the buffer, packs the
-calls into events and encodes them, then:
+on the network or the disk. Every ``linger_ms`` (at once while it lags the trainer) it
+takes the whole buffer, packs the calls into events and encodes them, then:
 
 - **Kafka reachable, spool empty, memory not full**: publishes them directly, as
   many at once as the memory bound's in-flight share allows.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import threading
 import time
@@ -161,9 +160,19 @@ class BackgroundSender:
     async def _main(self) -> None:
         linger = max(self._settings.linger_ms / 1000, 0.001)
         router = self._router
+        loop = asyncio.get_running_loop()
         while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(router.wake.wait(), timeout=linger)
+            # Each turn of the event loop releases Python's GIL (in its poll), and a thread
+            # that gives it up waits for a training loop that never sleeps to hand it back
+            # (up to the 5 ms switch interval): a step waits with one timer, not
+            # ``wait_for``'s task and cancellation (six turns), and not at all while the
+            # sender lags the trainer (one turn, for acks and the connection).
+            if router.behind or router.wake.is_set():
+                await asyncio.sleep(0)
+            else:
+                timer = loop.call_later(linger, router.wake.set)
+                await router.wake.wait()
+                timer.cancel()
             router.wake.clear()
             router.maybe_connect()
             try:

@@ -7,12 +7,19 @@ with ``flock`` for as long as it lives (so ``matih-ingest spool flush`` never dr
 a live process's spool; the kernel releases it when the process dies) and segment
 files of CRC-checked records (``producers.spool.segment``).
 
-Durability: each batch the sender writes is fsynced before the write returns (one
-fsync per sender tick, not per event); a crash loses at most that batch, whose torn
-tail is found by its CRC and cut off when the spool is opened again. Records leave
-the spool only when Kafka acknowledged them: a segment file is deleted once all
-its records are acked; after a crash its records are sent again (harmless: events
-keep their ids, values and client timestamps, and the sink is idempotent).
+Durability: each batch the sender writes (everything one of its steps took) is one
+``writev`` into the segment file it keeps open: once it returns, the records outlive the
+process (a SIGKILL, an OOM kill or a crash of Python leaves them in the kernel's page
+cache, and the kernel writes them out). With ``fsync`` on (the default), a segment is
+fsynced when it is full and closed, and the one being written at least once a second
+and at ``close``: a crash of the whole machine loses at most about the last second
+written, whose torn tail is found by its CRC and cut off when the spool is opened
+again. Not one fsync per batch: each system call releases Python's GIL, and the sender
+that gives it up waits for a training loop that never sleeps to hand it back (up to
+the 5 ms switch interval), so the spool takes few, large writes. Records leave the
+spool only when Kafka acknowledged them: a segment file is deleted once all its
+records are acked; after a crash its records are sent again (harmless: events keep
+their ids, values and client timestamps, and the sink is idempotent).
 
 Full policy (``max_bytes``): an append that does not fit first waits up to
 ``full_wait_s`` for acks to free room (the sender thread waits, never the training
@@ -44,11 +51,18 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ingest.errors import InvalidEventError
 from ingest.events import EventEnvelope
 from producers.errors import SpoolBusyError
-from producers.spool.segment import SUFFIX, FileWriter, Segment, SpoolEntry, write_file
+from producers.spool.segment import SUFFIX, FileOpener, Segment, SpoolEntry, open_segment
 from producers.telemetry import warn_again
 
 logger = logging.getLogger(__name__)
 
+SEGMENT_BYTES = 16 * 1024 * 1024
+"""A segment's size (at most an eighth of the spool's bound): a new one costs a few
+system calls, so they are large; one is deleted only once all its records are acked."""
+READ_BYTES = 1024 * 1024
+"""Bytes of a segment read (and cached) at a time to send the spool."""
+SYNC_INTERVAL_S = 1.0
+"""How often, at least, the segment being written is fsynced (with ``fsync`` on)."""
 OWNER_FILE = "owner.json"
 LOCK_FILE = "lock"
 
@@ -102,15 +116,17 @@ class SpoolRecord:
 class EventSpool:
     """A bounded, crash-safe FIFO of encoded events in one directory.
 
-    Thread-safe: the sender appends from a worker thread while acks arrive on its loop.
+    Thread-safe (the sender appends and acks on its loop; ``append`` with ``wait`` may be
+    called from another thread, to wait for acks).
 
     Args:
         directory: the spool's directory; created if missing, recovered if not.
         max_bytes: the bound on the segment files' total size.
         full_wait_s: how long an append that does not fit waits for room.
-        fsync: fsync each appended batch (the default; off only for tests of speed).
+        fsync: fsync each full segment and the one being written at least every
+            ``SYNC_INTERVAL_S`` (the default; off only for tests of speed).
         owner: what ``owner.json`` records (written when the directory is new).
-        write: how segment files are written (tests pass one whose disk is full).
+        open_file: how segment files are opened (tests pass one whose disk is full).
 
     Raises:
         SpoolBusyError: another live process holds the spool.
@@ -124,14 +140,15 @@ class EventSpool:
         fsync: bool = True,
         owner: dict[str, Any] | None = None,
         *,
-        write: FileWriter = write_file,
+        open_file: FileOpener = open_segment,
     ) -> None:
         self.path = directory
-        self._write_file = write
+        self._open_file = open_file
         self._max_bytes = max_bytes
         self._full_wait_s = full_wait_s
         self._fsync = fsync
-        self._segment_bytes = min(1024 * 1024, max(max_bytes // 8, 4096))
+        self._segment_bytes = min(SEGMENT_BYTES, max(max_bytes // 8, 4096))
+        self._synced_at = time.monotonic()
         self._cond = threading.Condition()
         # Owner-only: params and tags in the events may be private to the trainer's user.
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -150,7 +167,8 @@ class EventSpool:
         self._points = sum(sum(segment.points) for segment in self._segments)
         self._cursor = (0, 0)
         self._next_number = self._segments[-1].number + 1 if self._segments else 1
-        self._cache: tuple[int, int, list[SpoolEntry]] | None = None
+        self._cache: tuple[int, int, int, list[SpoolEntry]] | None = None
+        """(segment, epoch, first index, entries): the part of a segment last read."""
         self.dropped_points = 0
         self.written_points = 0
         """Metric points written to the spool since it was opened (acked or not)."""
@@ -164,12 +182,12 @@ class EventSpool:
         fsync: bool,
         owner: dict[str, Any],
         *,
-        write: FileWriter = write_file,
+        open_file: FileOpener = open_segment,
     ) -> EventSpool:
         """A new spool for this process under ``root``."""
         directory = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "created": time.time(), **owner}
-        return cls(directory, max_bytes, full_wait_s, fsync, owner, write=write)
+        return cls(directory, max_bytes, full_wait_s, fsync, owner, open_file=open_file)
 
     @property
     def events(self) -> int:
@@ -190,8 +208,12 @@ class EventSpool:
         """What ``owner.json`` says (empty if there is none)."""
         return read_owner(self.path)
 
+    def has_room(self, need: int) -> bool:
+        """Whether ``need`` more bytes fit within the bound."""
+        return self._size + need <= self._max_bytes
+
     def append(self, entries: Sequence[SpoolEntry], wait: bool = True) -> None:
-        """Writes ``entries`` (durably, with fsync on); applies the full policy first.
+        """Writes ``entries`` (see the module's durability); applies the full policy first.
 
         Args:
             entries: encoded events, oldest first.
@@ -212,11 +234,7 @@ class EventSpool:
             self._write(batch)
 
     def read(self, limit: int) -> list[SpoolRecord]:
-        """The next ``limit`` records not yet read since the last ``rewind``, oldest first.
-
-        Reading into the segment being written seals it, so the next append starts a
-        new one and this one can be deleted once acked.
-        """
+        """The next ``limit`` records not yet read since the last ``rewind``, oldest first."""
         records: list[SpoolRecord] = []
         with self._cond:
             number, start = self._cursor
@@ -226,13 +244,11 @@ class EventSpool:
                 first = start if segment.number == number else 0
                 if first >= segment.count:
                     continue
-                segment.sealed = True
-                entries = self._entries(segment)
                 for index in range(first, segment.count):
                     self._cursor = (segment.number, index + 1)
                     if index in segment.acked:
                         continue
-                    entry = entries[index]
+                    entry = self._entry(segment, index)
                     records.append(
                         SpoolRecord(segment.number, index, segment.epoch, entry.value, entry.points)
                     )
@@ -241,7 +257,8 @@ class EventSpool:
         return records
 
     def ack(self, record: SpoolRecord) -> None:
-        """Marks ``record`` delivered; a segment whose records are all acked is deleted."""
+        """Marks ``record`` delivered; a segment whose records are all acked is deleted
+        (the one being written too: the next append starts another)."""
         with self._cond:
             segment = next((s for s in self._segments if s.number == record.segment), None)
             if segment is None or segment.epoch != record.epoch or record.index in segment.acked:
@@ -249,7 +266,7 @@ class EventSpool:
             segment.acked.add(record.index)
             self._events -= 1
             self._points -= record.points
-            if segment.done:
+            if len(segment.acked) >= segment.count:
                 self._remove(segment)
                 self._cond.notify_all()
 
@@ -267,6 +284,11 @@ class EventSpool:
         """Releases the lock; removes the directory if nothing is left. True if removed."""
         with self._cond:
             empty = self._events == 0
+            if self._segments and not self._segments[-1].sealed:
+                try:
+                    self._seal(self._segments[-1])
+                except OSError as exc:
+                    logger.error("could not fsync the spool segment being written: %s", exc)
             if self._lock_file is not None:
                 self._lock_file.close()  # closing the descriptor releases the flock
                 self._lock_file = None
@@ -275,28 +297,37 @@ class EventSpool:
             return empty
 
     def _write(self, entries: list[SpoolEntry]) -> None:
+        # One write per segment the batch touches (one, but at a segment's end).
         written = 0
         try:
-            active = self._active()
-            chunk: list[SpoolEntry] = []
-            chunk_size = 0
-            for entry in entries:
-                full = active.size + chunk_size + entry.size > self._segment_bytes
-                if full and (active.count or chunk):
-                    if chunk:
-                        active.append(chunk, self._fsync, self._write_file)
-                        self._count(chunk)
-                        written += len(chunk)
-                    active.sealed = True
-                    active = self._active()
-                    chunk, chunk_size = [], 0
-                chunk.append(entry)
-                chunk_size += entry.size
-            if chunk:
-                active.append(chunk, self._fsync, self._write_file)
-                self._count(chunk)
+            while written < len(entries):
+                active = self._active()
+                room = self._segment_bytes - active.size
+                chunk: list[SpoolEntry] = []
+                for entry in entries[written:]:
+                    if entry.size > room and (chunk or active.count):
+                        break
+                    chunk.append(entry)
+                    room -= entry.size
+                if chunk:
+                    active.append(chunk, self._open_file)
+                    self._count(chunk)
+                    written += len(chunk)
+                if room <= 0 or written < len(entries):
+                    self._seal(active)
+            if self._fsync and time.monotonic() - self._synced_at >= SYNC_INTERVAL_S:
+                self._segments[-1].sync()
+                self._synced_at = time.monotonic()
         except OSError as exc:
             raise SpoolWriteError(exc, entries[written:]) from exc
+
+    def _seal(self, segment: Segment) -> None:
+        """Closes a full segment (fsynced first, with fsync on)."""
+        try:
+            if self._fsync:
+                segment.sync()
+        finally:
+            segment.seal()
 
     def _count(self, written: list[SpoolEntry]) -> None:
         self._size += sum(entry.size for entry in written)
@@ -310,19 +341,24 @@ class EventSpool:
             return self._segments[-1]
         # Numbers only grow, so the read cursor and the cache never mistake a new
         # segment for a deleted one.
-        segment = Segment.create(self.path, self._next_number)
+        segment = Segment.create(self.path, self._next_number, self._open_file)
         self._next_number += 1
         self._segments.append(segment)
         return segment
 
-    def _entries(self, segment: Segment) -> list[SpoolEntry]:
+    def _entry(self, segment: Segment, index: int) -> SpoolEntry:
         cached = self._cache
-        key = (segment.number, segment.epoch)
-        if cached is None or cached[:2] != key or len(cached[2]) < segment.count:
-            cached = self._cache = (*key, segment.read())
-        return cached[2]
+        if (
+            cached is None
+            or cached[:2] != (segment.number, segment.epoch)
+            or not cached[2] <= index < cached[2] + len(cached[3])
+        ):
+            entries = segment.read(index, READ_BYTES)
+            cached = self._cache = (segment.number, segment.epoch, index, entries)
+        return cached[3][index - cached[2]]
 
     def _remove(self, segment: Segment) -> None:
+        segment.seal()
         self._segments.remove(segment)
         self._size -= segment.size
         segment.path.unlink(missing_ok=True)
@@ -336,7 +372,7 @@ class EventSpool:
                 break
             if not any(segment.points):
                 continue
-            segment.sealed = True
+            segment.seal()
             entries = segment.read()
             keep = [entry for entry in entries if not entry.points]
             for index, entry in enumerate(entries):
@@ -347,7 +383,7 @@ class EventSpool:
             self._events += len(keep)
             self._size -= segment.size
             if keep:
-                segment.rewrite(keep, self._fsync, self._write_file)
+                segment.rewrite(keep, self._fsync, self._open_file)
                 self._size += segment.size
                 if self._cursor[0] == segment.number:
                     self._cursor = (segment.number, 0)

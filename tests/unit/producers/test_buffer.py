@@ -172,3 +172,21 @@ def test_drops_are_warned_about_at_the_first_and_then_at_each_power_of_ten() -> 
     assert warn_again(900, 1100)
     assert not warn_again(1100, 1100)
     assert not warn_again(1100, 9000)
+
+
+def test_the_sender_takes_every_call_at_once_and_they_count_until_packed() -> None:
+    """One swap under the lock hands the sender all that is buffered (an append never
+    waits behind a sender in the middle of a long take); the calls taken still count
+    against the bound until the sender has packed them and says so."""
+    buffer = EventBuffer(max_bytes=10**6)
+    for step in range(10):
+        buffer.add_metrics(A, step, 1, [("loss", 1.0)])
+    held = buffer.size_bytes
+    taken = buffer.take()
+    assert [call[3] for call in taken] == list(range(10))
+    assert len(buffer) == 0
+    assert buffer.size_bytes == held
+    buffer.add_metrics(A, 10, 1, [("loss", 1.0)])  # meanwhile, appends go on
+    buffer.release(sum(map(item_bytes, taken)))
+    assert buffer.size_bytes == CALL_BYTES + POINT_BYTES
+    assert [call[3] for call in buffer.drain()] == [10]

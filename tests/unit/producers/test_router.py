@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from producers import ProducerMetrics, ProducerSettings
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.router import EventRouter
 from producers.spool.directory import EventSpool
+from producers.spool.segment import open_segment
 
 
 class ControlledPublisher:
@@ -115,6 +117,16 @@ def log_records(buffer: EventBuffer, run: RunIdentity, first: int, count: int) -
         )
 
 
+async def log_in_steps(
+    router: EventRouter, buffer: EventBuffer, run: RunIdentity, count: int
+) -> None:
+    """``count`` records, a sender step after each (the buffer stays under its mark, so
+    they go to Kafka, as far as the in-flight share allows)."""
+    for step in range(count):
+        log_records(buffer, run, step, 1)
+        await router.step()
+
+
 def steps_of(values: list[bytes]) -> list[int]:
     """The first step of each metrics record in ``values``."""
     return [
@@ -130,8 +142,7 @@ async def test_when_kafka_lags_the_oldest_events_spill_to_the_spool_and_keep_the
     acknowledged are not sent twice."""
     router, buffer, publisher = overload_router(tmp_path)
     run = RunIdentity("acme-corp", new_run_id(), "exp")
-    log_records(buffer, run, 0, 3)
-    await router.step()
+    await log_in_steps(router, buffer, run, 3)
     in_flight = len(publisher.futures)
     assert 1 <= in_flight <= 3, "a quarter of 1 MiB holds about three 1000-point records"
     log_records(buffer, run, 3, 10)
@@ -162,8 +173,7 @@ async def test_a_record_in_flight_that_kafka_fails_after_a_spill_is_sent_before_
 ) -> None:
     router, buffer, publisher = overload_router(tmp_path)
     run = RunIdentity("acme-corp", new_run_id(), "exp")
-    log_records(buffer, run, 0, 3)
-    await router.step()
+    await log_in_steps(router, buffer, run, 3)
     in_flight = len(publisher.futures)
     log_records(buffer, run, 3, 10)
     await router.step()  # spilled behind copies of what is in flight
@@ -192,12 +202,26 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
     held in memory are dropped and counted; run creation, params, tags and the end stay,
     and memory stays within its share."""
 
-    def full_disk(path: Path, data: bytes, mode: str, fsync: bool) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class FullDisk:
+        """A segment file on a full disk: it opens, and every write fails."""
+
+        def write(self, pieces: Sequence[bytes]) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def sync(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
 
     def open_spool(settings: ProducerSettings) -> EventSpool:
         return EventSpool.create(
-            settings.spool_dir, settings.spool_max_bytes, 0, False, {}, write=full_disk
+            settings.spool_dir,
+            settings.spool_max_bytes,
+            0,
+            False,
+            {},
+            open_file=lambda path, truncate: FullDisk(),
         )
 
     metrics = ProducerMetrics()
@@ -233,6 +257,51 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
         router.backlog.size_bytes + router.in_flight_bytes
     )
     assert router.backlog.size_bytes <= router.backlog.max_bytes + 16 * 1024
+
+
+async def test_a_spilling_step_writes_all_it_took_with_one_write_into_a_file_kept_open(
+    tmp_path: Path,
+) -> None:
+    """Every system call releases Python's GIL, which a training loop that never sleeps
+    hands back only after a switch interval: a step that spills writes its whole
+    backlog at once, and the next step appends to the same open file."""
+    opened: list[Path] = []
+    writes: list[int] = []
+
+    class Recording:
+        """A segment file that counts its opens and writes."""
+
+        def __init__(self, path: Path, truncate: bool) -> None:
+            opened.append(path)
+            self._file = open_segment(path, truncate)
+
+        def write(self, pieces: Sequence[bytes]) -> None:
+            writes.append(len(pieces))
+            self._file.write(pieces)
+
+        def sync(self) -> None:
+            self._file.sync()
+
+        def close(self) -> None:
+            self._file.close()
+
+    def open_spool(settings: ProducerSettings) -> EventSpool:
+        return EventSpool.create(
+            settings.spool_dir, settings.spool_max_bytes, 0, False, {}, open_file=Recording
+        )
+
+    router, buffer, _ = overload_router(tmp_path, open_spool)
+    run = RunIdentity("acme-corp", new_run_id(), "exp")
+    log_records(buffer, run, 0, 30)  # far past the buffer's mark: the sender lags
+    await router.step()
+    assert router.spool is not None
+    assert router.spool.events == 30
+    assert (len(opened), writes) == (1, [60]), "one write of 30 headers and 30 payloads"
+    log_records(buffer, run, 30, 30)
+    await router.step()
+    assert (len(opened), len(writes)) == (1, 2)
+    assert steps_of([record.value for record in router.spool.read(100)]) == list(range(60))
+    router.spool.close()
 
 
 async def test_an_event_over_kafkas_request_size_is_refused_counted_and_reported(
