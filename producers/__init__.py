@@ -5,7 +5,7 @@ from producers.delivery.sender import DeliveryReport
 from producers.errors import PublishError, RunStateError, SpoolBusyError, SpoolError
 from producers.run import ActiveRun, RunMetrics
 from producers.settings import ProducerSettings
-from producers.telemetry import ProducerMetrics
+from producers.telemetry import ProducerTelemetry
 from producers.tracker import ExperimentTracker, RunConfig
 
 __all__ = [
@@ -13,8 +13,8 @@ __all__ = [
     "DeliveryReport",
     "EventPublisher",
     "ExperimentTracker",
-    "ProducerMetrics",
     "ProducerSettings",
+    "ProducerTelemetry",
     "PublishError",
     "PublisherStats",
     "RunConfig",

@@ -1,7 +1,7 @@
 """Producer metrics: send errors and the size of the local spool.
 
-The publisher calls :meth:`ProducerMetrics.send_failed` when Kafka did not take a
-record, and the spool sets :meth:`ProducerMetrics.spool_size` as it grows and
+The publisher calls :meth:`ProducerTelemetry.send_failed` when Kafka did not take a
+record, and the spool sets :meth:`ProducerTelemetry.spool_size` as it grows and
 drains. A gateway exposes ``registry`` next to its own through
 ``ingest.telemetry.metrics_asgi_app``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["ProducerMetrics", "warn_again"]
+__all__ = ["ProducerTelemetry", "warn_again"]
 
 
 def warn_again(before: int, after: int) -> bool:
@@ -22,7 +22,7 @@ def warn_again(before: int, after: int) -> bool:
     return before == 0 or len(str(before)) != len(str(after))
 
 
-class ProducerMetrics:
+class ProducerTelemetry:
     """The ``matih_ingest_producer_*`` metrics, in a registry of their own.
 
     Args:

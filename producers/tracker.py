@@ -39,7 +39,7 @@ from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.sender import BackgroundSender, DeliveryReport
 from producers.run import ActiveRun
 from producers.settings import ProducerSettings
-from producers.telemetry import ProducerMetrics
+from producers.telemetry import ProducerTelemetry
 
 if TYPE_CHECKING:
     from ingest.tracking.reader import MetricHistoryPoint, RunReader
@@ -88,7 +88,7 @@ class ExperimentTracker:
     """
 
     def __init__(
-        self, settings: ProducerSettings | None = None, metrics: ProducerMetrics | None = None
+        self, settings: ProducerSettings | None = None, metrics: ProducerTelemetry | None = None
     ) -> None:
         self._settings = settings or ProducerSettings()
         self._metrics = metrics

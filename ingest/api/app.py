@@ -26,7 +26,7 @@ from ingest.api.settings import ApiSettings
 from ingest.asyncapi import asyncapi_document
 from ingest.telemetry import metrics_asgi_app
 from ingest.tracking.reader import RunReader
-from producers import ProducerMetrics
+from producers import ProducerTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         settings: from the environment (``MATIH_API_*``) by default.
     """
     settings = settings or ApiSettings()
-    producer_metrics = ProducerMetrics()
+    producer_metrics = ProducerTelemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,7 +19,7 @@ from ingest.events import EventEnvelope
 from ingest.kafka import kafka_errors
 from ingest.kafka.backoff import reconnect_delay
 from ingest.tracking.consistency import Position
-from producers import EventPublisher, ProducerMetrics, ProducerSettings, PublishError
+from producers import EventPublisher, ProducerSettings, ProducerTelemetry, PublishError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class GatewayPublisher:
         metrics: counters of sent and failed records, served on ``/metrics``.
     """
 
-    def __init__(self, settings: ApiSettings, metrics: ProducerMetrics | None = None) -> None:
+    def __init__(self, settings: ApiSettings, metrics: ProducerTelemetry | None = None) -> None:
         self._settings = settings
         self._producer_settings = ProducerSettings(
             kafka=settings.kafka,

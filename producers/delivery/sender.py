@@ -40,7 +40,7 @@ from producers.delivery.buffer import EventBuffer
 from producers.delivery.router import EventRouter
 from producers.errors import SpoolError
 from producers.settings import ProducerSettings
-from producers.telemetry import ProducerMetrics
+from producers.telemetry import ProducerTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class BackgroundSender:
         self,
         settings: ProducerSettings,
         buffer: EventBuffer,
-        metrics: ProducerMetrics | None = None,
+        metrics: ProducerTelemetry | None = None,
     ) -> None:
         self._settings = settings
         self._buffer = buffer

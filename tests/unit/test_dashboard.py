@@ -7,14 +7,14 @@ import re
 from pathlib import Path
 
 from consumers.telemetry import WorkerTelemetry
-from producers.telemetry import ProducerMetrics
+from producers.telemetry import ProducerTelemetry
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "matih-ingest.json"
 
 
 def exposed_sample_names() -> set[str]:
     names: set[str] = set()
-    for registry in (WorkerTelemetry().registry, ProducerMetrics().registry):
+    for registry in (WorkerTelemetry().registry, ProducerTelemetry().registry):
         for family in registry.collect():
             names.add(family.name)
             suffixes = ("_total", "_bucket", "_count", "_sum", "_created")

@@ -16,7 +16,7 @@ SURFACE = {
         "events_topic", "new_run_id",
     },
     "producers": {
-        "ActiveRun", "DeliveryReport", "EventPublisher", "ExperimentTracker", "ProducerMetrics",
+        "ActiveRun", "DeliveryReport", "EventPublisher", "ExperimentTracker", "ProducerTelemetry",
         "ProducerSettings", "PublishError", "PublisherStats", "RunConfig", "RunMetrics",
         "RunStateError", "SpoolBusyError", "SpoolError",
     },

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.telemetry import metrics_asgi_app
-from producers.telemetry import ProducerMetrics
+from producers.telemetry import ProducerTelemetry
 
 
 async def get_metrics(app: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -27,7 +27,7 @@ async def test_the_asgi_app_serves_several_registries_as_one() -> None:
     """A gateway exposes its own registry and the producer's under one /metrics."""
     own = CollectorRegistry()
     requests = Counter("matih_ingest_gateway_requests", "Requests.", registry=own)
-    producer = ProducerMetrics()
+    producer = ProducerTelemetry()
     app = metrics_asgi_app(own, producer.registry)
     requests.inc(3)
     producer.sent("metrics.logged", 5)
@@ -51,7 +51,7 @@ async def test_the_asgi_app_serves_several_registries_as_one() -> None:
 
 def test_two_producers_in_one_process_do_not_collide() -> None:
     """Each has its own registry (prometheus_client's global one would refuse the second)."""
-    first, second = ProducerMetrics(), ProducerMetrics()
+    first, second = ProducerTelemetry(), ProducerTelemetry()
     first.sent("run.created")
     assert (
         second.registry.get_sample_value(

@@ -25,7 +25,7 @@ from ingest.events import (
 )
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings
-from producers import ProducerMetrics, ProducerSettings
+from producers import ProducerSettings, ProducerTelemetry
 from producers.delivery.buffer import EventBuffer, RunIdentity
 from producers.delivery.router import EventRouter
 from producers.spool.directory import EventSpool
@@ -60,7 +60,7 @@ async def test_a_record_kafka_fails_is_spooled_not_lost_and_the_gauge_shows_it(
         spool_dir=tmp_path / "spool",
     )
     buffer = EventBuffer(max_bytes=10**6)
-    metrics = ProducerMetrics()
+    metrics = ProducerTelemetry()
     publisher = ControlledPublisher()
     router = EventRouter(settings, buffer, metrics, publisher)  # type: ignore[arg-type]
     run = RunIdentity("acme-corp", new_run_id(), "exp")
@@ -93,7 +93,7 @@ def acked(future: asyncio.Future[RecordMetadata], offset: int) -> None:
 
 
 def overload_router(
-    tmp_path: Path, open_spool: Any = None, metrics: ProducerMetrics | None = None
+    tmp_path: Path, open_spool: Any = None, metrics: ProducerTelemetry | None = None
 ) -> tuple[EventRouter, EventBuffer, ControlledPublisher]:
     """A router whose memory holds a few 1000-point records in flight and in the backlog
     (a quarter each of 1 MiB) and whose Kafka acknowledges only when the test says."""
@@ -224,7 +224,7 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
             open_file=lambda path, truncate: FullDisk(),
         )
 
-    metrics = ProducerMetrics()
+    metrics = ProducerTelemetry()
     router, buffer, publisher = overload_router(tmp_path, open_spool, metrics)
     run = RunIdentity("acme-corp", new_run_id(), "exp")
     envelope = {"tenant_id": run.tenant_id, "run_id": run.run_id, "experiment_name": "exp"}
