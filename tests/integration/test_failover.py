@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
 BUSY, QUIET = "acme-corp", "initech"  # partitions 1 and 0 of 3 by Kafka's key hash
-STEPS, STEPS_PER_S = 500, 40
+STEPS, STEPS_PER_S = 800, 40
 WATCH_INTERVAL_S = 0.5
 
 
@@ -228,25 +228,29 @@ async def test_a_partition_leader_killed_under_load_loses_and_doubles_nothing(
     for worker in workers:
         worker.start()
     runs = {new_run_id(): BUSY, new_run_id(): BUSY, new_run_id(): QUIET}
+    busy = TopicPartition(kafka.topic, partition_of(BUSY))
+
+    async def being_written() -> bool:
+        try:
+            async with admin_client(kafka) as admin:
+                offsets = await bounded(
+                    admin.list_consumer_group_offsets(kafka.consumer_group, partitions=[busy]),
+                    kafka,
+                    "reading the group's offsets",
+                )
+        except KafkaUnavailableError:  # the group's coordinator is not elected yet
+            return False
+        return busy in offsets and offsets[busy].offset > 0
+
     try:
-        trainers = [start_trainer(kafka, t, r, STEPS, tmp_path) for r, t in runs.items()]
-        busy = TopicPartition(kafka.topic, partition_of(BUSY))
-
-        async def being_written() -> bool:
-            try:
-                async with admin_client(kafka) as admin:
-                    offsets = await bounded(
-                        admin.list_consumer_group_offsets(kafka.consumer_group, partitions=[busy]),
-                        kafka,
-                        "reading the group's offsets",
-                    )
-            except KafkaUnavailableError:  # the group's coordinator is not elected yet
-                return False
-            return busy in offsets and offsets[busy].offset > 0
-
-        # The workers are in their group and committing the busy partition's records.
-        await wait_until(being_written, 90, "the workers never committed the busy partition")
+        # The operator's watch runs from the start, so that its own start-up never
+        # eats into the failover it is there to see.
         with LagWatch(kafka, tmp_path / "lag-watch.log") as watch:
+            trainers = [start_trainer(kafka, t, r, STEPS, tmp_path) for r, t in runs.items()]
+            # The workers are in their group and committing the busy partition's records.
+            await wait_until(being_written, 90, "the workers never committed the busy partition")
+            # The trainers are still logging: the leader dies under load.
+            assert all(t.poll() is None for t in trainers), "trainers done before the kill"
             killed_at, killed_at_ms = time.monotonic(), time.time() * 1000
             cluster.kill(leader)
             reports = [finished(trainer) for trainer in trainers]
