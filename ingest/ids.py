@@ -26,17 +26,24 @@ def new_run_id(now_ms: int | None = None) -> str:
     return uuid.UUID(int=value).hex
 
 
+_EVENT_ID_BITS = random.Random()
+"""The event ids' own generator, seeded from the OS: a training script that seeds or draws
+from the global ``random`` (for reproducible runs) neither repeats the SDK's event ids nor
+has its own sequence disturbed by them."""
+os.register_at_fork(after_in_child=_EVENT_ID_BITS.seed)  # a forked child draws anew
+
+
 def new_event_id() -> uuid.UUID:
     """Returns a new event id: a random UUID (version 4).
 
-    Its bits come from Python's ``random`` (seeded from the OS at start, and again in a
-    forked child), not from ``os.urandom`` as ``uuid.uuid4``'s do: an event id must be
+    Its bits come from a ``random.Random`` of its own (seeded from the OS at start, and
+    again in a forked child), not from ``os.urandom`` as ``uuid.uuid4``'s do: an event id must be
     unique, not unguessable, and ``os.urandom`` is a system call that releases the GIL.
     The SDK's sender makes one per record of up to 1000 points; each release made it
     wait for a training loop that never sleeps to hand the GIL back (up to the 5 ms
     switch interval), and that wait, not the work, was most of its time when overloaded.
     """
-    return uuid.UUID(int=random.getrandbits(128), version=4)
+    return uuid.UUID(int=_EVENT_ID_BITS.getrandbits(128), version=4)
 
 
 def is_run_id(value: str) -> bool:
