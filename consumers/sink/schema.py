@@ -21,8 +21,10 @@ from mlflow.store.tracking.dbmodels.models import (
 
 logger = logging.getLogger(__name__)
 
-TESTED_REVISIONS = frozenset({"dc11669786a5"})
-"""MLflow schema revisions the bulk path was proven against (MLflow 3.17's head)."""
+TESTED_REVISIONS = frozenset({"dc11669786a5", "f4a9b2c7d1e6"})
+"""MLflow schema revisions the bulk path was proven against: the heads of MLflow 3.17
+and 3.18 (3.18's migrations add skill and issue tables and change MCP version columns;
+the run tables the bulk path writes are as in 3.17)."""
 
 SQL_SCHEMES = ("sqlite", "postgresql")
 """Stores the bulk path writes: the dialects its statements are tested on."""
