@@ -335,7 +335,7 @@ class EventRouter:
 
     def _append(self, spool: EventSpool, batch: list[Outgoing]) -> None:
         try:
-            spool.append([item.entry for item in batch], wait=False)
+            spool.append([item.entry for item in batch])
         except SpoolWriteError as exc:
             self._put_back_unwritten(batch, exc)
 
@@ -506,7 +506,6 @@ def _create_spool(settings: ProducerSettings) -> EventSpool:
     return EventSpool.create(
         settings.spool_dir,
         settings.spool_max_bytes,
-        settings.spool_full_wait_s,
         settings.spool_fsync,
         owner=spool_owner(settings),
     )

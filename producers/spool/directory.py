@@ -21,10 +21,9 @@ spool only when Kafka acknowledged them: a segment file is deleted once all its
 records are acked; after a crash its records are sent again (harmless: events keep
 their ids, values and client timestamps, and the sink is idempotent).
 
-Full policy (``max_bytes``): an append that does not fit first waits up to
-``full_wait_s`` for acks to free room (the sender thread waits, never the training
-loop, whose calls keep going to the in-memory buffer); then the oldest metric
-records are dropped, whole events of up to 1000 points, counted in
+Full policy (``max_bytes``): an append that does not fit drops the oldest metric
+records (the sender waits for acks to free room before it appends, never the training
+loop, whose calls keep going to the in-memory buffer), whole events of up to 1000 points, counted in
 ``dropped_points`` and warned about. Lifecycle events (run created or ended,
 params, tags) are never dropped: when only they are left, they are written beyond
 the bound.
@@ -116,13 +115,12 @@ class SpoolRecord:
 class EventSpool:
     """A bounded, crash-safe FIFO of encoded events in one directory.
 
-    Thread-safe (the sender appends and acks on its loop; ``append`` with ``wait`` may be
-    called from another thread, to wait for acks).
+    Thread-safe (the sender appends and acks on its loop; ``spool flush`` and the
+    overload accounting read it from other threads).
 
     Args:
         directory: the spool's directory; created if missing, recovered if not.
         max_bytes: the bound on the segment files' total size.
-        full_wait_s: how long an append that does not fit waits for room.
         fsync: fsync each full segment and the one being written at least every
             ``SYNC_INTERVAL_S`` (the default; off only for tests of speed).
         owner: what ``owner.json`` records (written when the directory is new).
@@ -136,7 +134,6 @@ class EventSpool:
         self,
         directory: Path,
         max_bytes: int,
-        full_wait_s: float = 0.0,
         fsync: bool = True,
         owner: dict[str, Any] | None = None,
         *,
@@ -145,11 +142,10 @@ class EventSpool:
         self.path = directory
         self._open_file = open_file
         self._max_bytes = max_bytes
-        self._full_wait_s = full_wait_s
         self._fsync = fsync
         self._segment_bytes = min(SEGMENT_BYTES, max(max_bytes // 8, 4096))
         self._synced_at = time.monotonic()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         # Owner-only: params and tags in the events may be private to the trainer's user.
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_file: IO[bytes] | None = _take_lock(directory)
@@ -178,7 +174,6 @@ class EventSpool:
         cls,
         root: Path,
         max_bytes: int,
-        full_wait_s: float,
         fsync: bool,
         owner: dict[str, Any],
         *,
@@ -187,7 +182,7 @@ class EventSpool:
         """A new spool for this process under ``root``."""
         directory = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "created": time.time(), **owner}
-        return cls(directory, max_bytes, full_wait_s, fsync, owner, open_file=open_file)
+        return cls(directory, max_bytes, fsync, owner, open_file=open_file)
 
     @property
     def events(self) -> int:
@@ -212,12 +207,11 @@ class EventSpool:
         """Whether ``need`` more bytes fit within the bound."""
         return self._size + need <= self._max_bytes
 
-    def append(self, entries: Sequence[SpoolEntry], wait: bool = True) -> None:
+    def append(self, entries: Sequence[SpoolEntry]) -> None:
         """Writes ``entries`` (see the module's durability); applies the full policy first.
 
         Args:
             entries: encoded events, oldest first.
-            wait: whether a full spool waits ``full_wait_s`` for room before dropping.
 
         Raises:
             SpoolWriteError: the disk refused part of it.
@@ -225,18 +219,15 @@ class EventSpool:
         batch = list(entries)
         if not batch:
             return
-        with self._cond:
-            need = sum(entry.size for entry in batch)
-            if self._size + need > self._max_bytes and wait and self._full_wait_s > 0:
-                self._cond.wait_for(lambda: self._size + need <= self._max_bytes, self._full_wait_s)
-            if self._size + need > self._max_bytes:
+        with self._lock:
+            if self._size + sum(entry.size for entry in batch) > self._max_bytes:
                 batch = self._make_room(batch)
             self._write(batch)
 
     def read(self, limit: int) -> list[SpoolRecord]:
         """The next ``limit`` records not yet read since the last ``rewind``, oldest first."""
         records: list[SpoolRecord] = []
-        with self._cond:
+        with self._lock:
             number, start = self._cursor
             for segment in self._segments:
                 if segment.number < number:
@@ -259,7 +250,7 @@ class EventSpool:
     def ack(self, record: SpoolRecord) -> None:
         """Marks ``record`` delivered; a segment whose records are all acked is deleted
         (the one being written too: the next append starts another)."""
-        with self._cond:
+        with self._lock:
             segment = next((s for s in self._segments if s.number == record.segment), None)
             if segment is None or segment.epoch != record.epoch or record.index in segment.acked:
                 return
@@ -268,21 +259,20 @@ class EventSpool:
             self._points -= record.points
             if len(segment.acked) >= segment.count:
                 self._remove(segment)
-                self._cond.notify_all()
 
     def rewind(self) -> None:
         """Reads from the oldest record again (after a failed send); acked ones are skipped."""
-        with self._cond:
+        with self._lock:
             self._cursor = (0, 0)
 
     def rewind_to(self, record: SpoolRecord) -> None:
         """Reads from ``record`` on again: it was read but is not to be sent yet."""
-        with self._cond:
+        with self._lock:
             self._cursor = min(self._cursor, (record.segment, record.index))
 
     def close(self) -> bool:
         """Releases the lock; removes the directory if nothing is left. True if removed."""
-        with self._cond:
+        with self._lock:
             empty = self._events == 0
             if self._segments and not self._segments[-1].sealed:
                 try:

@@ -14,7 +14,7 @@ runner = CliRunner()
 
 
 def test_flush_skips_a_spool_whose_process_is_alive_and_leaves_it_intact(tmp_path: Path) -> None:
-    live = EventSpool.create(tmp_path, 1_000_000, 0.0, True, owner={"topic": "t.events"})
+    live = EventSpool.create(tmp_path, 1_000_000, True, owner={"topic": "t.events"})
     live.append([SpoolEntry(b'{"not": "sent"}', 0)])
     try:
         listed = runner.invoke(
@@ -41,7 +41,7 @@ def test_list_says_so_when_there_is_no_spool(tmp_path: Path) -> None:
 
 def test_list_shows_that_a_spool_goes_to_the_tenant_topics(tmp_path: Path) -> None:
     owner = {"topic": "t.events", "tenant_topics": True}
-    spool = EventSpool.create(tmp_path, 1_000_000, 0.0, True, owner=owner)
+    spool = EventSpool.create(tmp_path, 1_000_000, True, owner=owner)
     spool.append([SpoolEntry(b'{"not": "sent"}', 0)])
     spool.close()
     listed = runner.invoke(

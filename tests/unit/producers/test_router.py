@@ -26,7 +26,7 @@ from ingest.events import (
 from ingest.ids import new_run_id
 from ingest.settings import KafkaSettings
 from producers import ProducerSettings, ProducerTelemetry
-from producers.delivery.buffer import EventBuffer, RunIdentity
+from producers.delivery.buffer import EventBuffer, RunIdentity, pack
 from producers.delivery.router import EventRouter
 from producers.spool.directory import EventSpool
 from producers.spool.segment import open_segment
@@ -93,15 +93,20 @@ def acked(future: asyncio.Future[RecordMetadata], offset: int) -> None:
 
 
 def overload_router(
-    tmp_path: Path, open_spool: Any = None, metrics: ProducerTelemetry | None = None
+    tmp_path: Path,
+    open_spool: Any = None,
+    metrics: ProducerTelemetry | None = None,
+    **spool: Any,
 ) -> tuple[EventRouter, EventBuffer, ControlledPublisher]:
     """A router whose memory holds a few 1000-point records in flight and in the backlog
-    (a quarter each of 1 MiB) and whose Kafka acknowledges only when the test says."""
+    (a quarter each of 1 MiB) and whose Kafka acknowledges only when the test says;
+    ``spool`` overrides the spool's settings."""
     settings = ProducerSettings(
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1", topic="t.events"),
         spool_dir=tmp_path / "spool",
         spool_fsync=False,
         memory_bytes=1024 * 1024,
+        **spool,
     )
     buffer = EventBuffer(max_bytes=10**8)  # not its subject: the sender is never starved here
     publisher = ControlledPublisher()
@@ -195,6 +200,79 @@ async def test_a_record_in_flight_that_kafka_fails_after_a_spill_is_sent_before_
     router.spool.close()
 
 
+def records_bytes(first: int, count: int) -> int:
+    """What the records of ``log_records(..., first, count)`` take in the spool."""
+    buffer = EventBuffer(max_bytes=10**8)
+    log_records(buffer, RunIdentity("acme-corp", new_run_id(), "exp"), first, count)
+    return sum(outgoing.entry.size for outgoing in pack(buffer.take()))
+
+
+async def spool_in_flight(
+    router: EventRouter, buffer: EventBuffer, publisher: ControlledPublisher
+) -> list[asyncio.Future[RecordMetadata]]:
+    """Kafka fails the first records, comes back, and is sent them again from the spool:
+    they are in the spool, in flight, unacked. Their futures."""
+    run = RunIdentity("acme-corp", new_run_id(), "exp")
+    await log_in_steps(router, buffer, run, 3)
+    publisher.futures[0].set_exception(KafkaConnectionError())
+    await asyncio.sleep(0)
+    await router.step()  # the outage: what is unacked goes to the spool
+    publisher.started = True  # Kafka is back
+    sent_before = len(publisher.futures)
+    await router.step()  # sends from the spool
+    resent = publisher.futures[sent_before:]
+    assert resent, "the spool's records are in flight again"
+    return resent
+
+
+async def test_a_full_spool_waits_for_kafka_to_free_room_then_drops_the_oldest_points(
+    tmp_path: Path,
+) -> None:
+    """The spool is full of records Kafka holds unacknowledged: the spilling sender
+    waits ``spool_full_wait_s`` (asynchronously: the trainer keeps logging into memory),
+    then makes room by dropping the oldest metric points, counted."""
+    bound = records_bytes(100, 14) + records_bytes(0, 1) // 2  # the 14 fit an empty spool
+    router, buffer, publisher = overload_router(
+        tmp_path, spool_max_bytes=bound, spool_full_wait_s=0.3
+    )
+    await spool_in_flight(router, buffer, publisher)
+    log_records(buffer, RunIdentity("acme-corp", new_run_id(), "exp"), 100, 14)
+    started = asyncio.get_running_loop().time()
+    await router.step()  # spills 14 records where fewer fit: waits, then drops
+    assert 0.3 <= asyncio.get_running_loop().time() - started < 2.0
+    assert router.spool is not None
+    assert router.spool.dropped_points > 0
+    assert router.spool.dropped_points % 1000 == 0, "whole records, oldest first"
+    assert router.spool.size_bytes <= bound
+    router.spool.close()
+
+
+async def test_a_full_spool_takes_the_room_kafkas_acks_free_while_it_waits(
+    tmp_path: Path,
+) -> None:
+    bound = records_bytes(100, 14) + records_bytes(0, 1) // 2  # the 14 fit an empty spool
+    router, buffer, publisher = overload_router(
+        tmp_path, spool_max_bytes=bound, spool_full_wait_s=5.0
+    )
+    resent = await spool_in_flight(router, buffer, publisher)
+
+    async def ack_later() -> None:
+        await asyncio.sleep(0.2)
+        for offset, future in enumerate(resent):
+            acked(future, offset)
+
+    acker = asyncio.create_task(ack_later())
+    log_records(buffer, RunIdentity("acme-corp", new_run_id(), "exp"), 100, 14)
+    started = asyncio.get_running_loop().time()
+    await router.step()
+    await acker
+    assert 0.15 <= asyncio.get_running_loop().time() - started < 4.0
+    assert router.spool is not None
+    assert router.dropped_points == 0
+    assert router.spool.events == 14
+    router.spool.close()
+
+
 async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_run_events(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -218,7 +296,6 @@ async def test_a_full_disk_while_spilling_drops_the_oldest_points_and_keeps_the_
         return EventSpool.create(
             settings.spool_dir,
             settings.spool_max_bytes,
-            0,
             False,
             {},
             open_file=lambda path, truncate: FullDisk(),
@@ -287,7 +364,7 @@ async def test_a_spilling_step_writes_all_it_took_with_one_write_into_a_file_kep
 
     def open_spool(settings: ProducerSettings) -> EventSpool:
         return EventSpool.create(
-            settings.spool_dir, settings.spool_max_bytes, 0, False, {}, open_file=Recording
+            settings.spool_dir, settings.spool_max_bytes, False, {}, open_file=Recording
         )
 
     router, buffer, _ = overload_router(tmp_path, open_spool)

@@ -130,21 +130,18 @@ def test_a_flipped_byte_deep_in_a_large_record_stops_the_scan(tmp_path: Path) ->
     assert drain(EventSpool(tmp_path / "s", max_bytes=10_000_000)) == entries[:1]
 
 
-def test_full_spool_waits_then_drops_oldest_metric_points_and_keeps_lifecycle(
+def test_full_spool_drops_oldest_metric_points_and_keeps_lifecycle(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Full: an append waits ``full_wait_s`` for room, then the oldest metric records go
-    (counted, warned), lifecycle events stay, and the spool is back within its bound."""
+    """Full: the oldest metric records go (counted, warned), lifecycle events stay, and
+    the spool is back within its bound."""
     one = metrics_entry(0).size
-    spool = EventSpool(tmp_path / "s", max_bytes=one * 20, full_wait_s=0.3)
+    spool = EventSpool(tmp_path / "s", max_bytes=one * 20)
     spool.append([ended_entry()])
     spool.append([metrics_entry(step) for step in range(1, 18)])
     before = spool.size_bytes
-    started = time.monotonic()
     with caplog.at_level(logging.WARNING):
         spool.append([metrics_entry(step) for step in range(100, 110)])
-    waited = time.monotonic() - started
-    assert 0.3 <= waited < 1.5
     assert spool.dropped_points > 0
     assert spool.dropped_points % 10 == 0
     assert spool.size_bytes <= one * 20
@@ -159,30 +156,9 @@ def test_full_spool_waits_then_drops_oldest_metric_points_and_keeps_lifecycle(
     assert spool.points == 0
 
 
-def test_full_spool_takes_room_freed_by_acks_while_waiting(tmp_path: Path) -> None:
-    one = metrics_entry(0).size
-    spool = EventSpool(tmp_path / "s", max_bytes=one * 10, full_wait_s=5.0)
-    spool.append([metrics_entry(step) for step in range(10)])
-    records = spool.read(10)
-
-    def ack_later() -> None:
-        time.sleep(0.2)
-        for record in records:
-            spool.ack(record)
-
-    acker = threading.Thread(target=ack_later)
-    acker.start()
-    started = time.monotonic()
-    spool.append([metrics_entry(step) for step in range(10, 15)])
-    assert 0.15 <= time.monotonic() - started < 4.0
-    acker.join()
-    assert spool.dropped_points == 0
-    assert spool.events == 5
-
-
 def test_lifecycle_events_are_kept_even_beyond_the_bound(tmp_path: Path) -> None:
     one = ended_entry().size
-    spool = EventSpool(tmp_path / "s", max_bytes=one * 3, full_wait_s=0)
+    spool = EventSpool(tmp_path / "s", max_bytes=one * 3)
     spool.append([ended_entry() for _ in range(5)])
     spool.append([metrics_entry(1)])
     assert spool.events == 5
@@ -192,7 +168,7 @@ def test_lifecycle_events_are_kept_even_beyond_the_bound(tmp_path: Path) -> None
 def test_the_lock_keeps_a_live_spool_from_a_second_opener(tmp_path: Path) -> None:
     """While its owner holds it, a spool cannot be opened (so never drained twice);
     once the owner closes it (or dies), it can."""
-    owner = EventSpool.create(tmp_path, 10_000_000, 0.0, True, owner={"topic": "t"})
+    owner = EventSpool.create(tmp_path, 10_000_000, True, owner={"topic": "t"})
     owner.append([metrics_entry(1)])
     assert owner.path.stat().st_mode & 0o777 == 0o700  # events may hold private params
     assert is_live(owner.path)
