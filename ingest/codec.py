@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
 from ingest.errors import InvalidEventError
@@ -17,7 +17,7 @@ KIND_HEADER = "matih-kind"
 TENANT_HEADER = "matih-tenant"
 SCHEMA_HEADER = "matih-schema-version"
 
-_EVENT = TypeAdapter[Event](Event)
+_EVENT = TypeAdapter[Event](Event, config=ConfigDict(defer_build=True))  # built at first decode
 
 
 def encode(event: EventEnvelope) -> bytes:

@@ -134,7 +134,11 @@ def _now() -> datetime:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+    # defer_build: each model's validator is built when first used, not at import (a
+    # trainer's ``import producers`` would pay for every kind of event up front).
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_inf_nan="constants", defer_build=True
+    )
 
 
 class EventEnvelope(_Model):

@@ -8,7 +8,10 @@ drains. A gateway exposes ``registry`` next to its own through
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["ProducerTelemetry", "warn_again"]
 
@@ -30,6 +33,10 @@ class ProducerTelemetry:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # Loaded by whoever wants the metrics: a trainer that never does pays nothing
+        # for prometheus_client at ``import producers``.
+        from prometheus_client import CollectorRegistry, Counter, Gauge  # noqa: PLC0415
+
         self.registry = registry or CollectorRegistry()
         self._sent = Counter(
             "matih_ingest_producer_events_sent",

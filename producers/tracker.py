@@ -24,9 +24,7 @@ from ingest.codec import describe
 from ingest.errors import InvalidEventError, KafkaUnavailableError
 from ingest.events import RunCreated
 from ingest.ids import is_run_id, new_run_id, run_start_ms
-from ingest.kafka.admin import check_write_access
 from ingest.layout import experiment_artifact_location, run_artifact_uri
-from ingest.tracking.consistency import wait_committed
 from ingest.validation import (
     MAX_TAG_VALUE_LENGTH,
     MAX_TAGS_PER_BATCH,
@@ -36,13 +34,14 @@ from ingest.validation import (
 )
 from producers.artifacts import ArtifactUploader
 from producers.delivery.buffer import EventBuffer, RunIdentity
-from producers.delivery.sender import BackgroundSender, DeliveryReport
+from producers.delivery.report import DeliveryReport
 from producers.run import ActiveRun
 from producers.settings import ProducerSettings
 from producers.telemetry import ProducerTelemetry
 
 if TYPE_CHECKING:
     from ingest.tracking.reader import MetricHistoryPoint, RunReader
+    from producers.delivery.sender import BackgroundSender
 
 logger = logging.getLogger(__name__)
 
@@ -313,6 +312,11 @@ class ExperimentTracker:
     def _ensure_sender(self) -> None:
         with self._lock:
             if self._sender is None:
+                # The Kafka side (aiokafka, the delivery path) loads with the first run,
+                # not with ``import producers``, which every rank and every tool that
+                # only builds settings pays for.
+                from producers.delivery.sender import BackgroundSender  # noqa: PLC0415
+
                 self._sender = BackgroundSender(self._settings, self._buffer, self._metrics)
                 self._sender.start()
                 atexit.register(self.close)
@@ -329,7 +333,7 @@ class ExperimentTracker:
         assert sender is not None
         bound = settings.connect_timeout_s + settings.kafka.request_timeout_s
         try:
-            sender.call(check_write_access(settings.kafka, tenant_id), bound + 1)
+            sender.check_write_access(tenant_id, bound + 1)
         except (KafkaUnavailableError, TimeoutError):
             return
         self._granted.add(tenant_id)
@@ -349,8 +353,9 @@ class ExperimentTracker:
         if position is None:
             return
         try:
-            caught_up = sender.call(
-                wait_committed(self._settings.kafka, [position], self._settings.read_wait_s),
+            caught_up = sender.wait_committed(
+                position,
+                self._settings.read_wait_s,
                 self._settings.read_wait_s + self._settings.kafka.request_timeout_s,
             )
         except (KafkaUnavailableError, TimeoutError) as exc:

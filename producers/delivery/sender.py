@@ -32,11 +32,12 @@ import logging
 import threading
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ingest.tracking.consistency import Position
+from ingest.kafka.admin import check_write_access
+from ingest.tracking.consistency import Position, wait_committed
 from producers.delivery.buffer import EventBuffer
+from producers.delivery.report import DeliveryReport
 from producers.delivery.router import EventRouter
 from producers.errors import SpoolError
 from producers.settings import ProducerSettings
@@ -48,34 +49,6 @@ T = TypeVar("T")
 
 _SHUTDOWN_RESERVE_S = 1.0
 """Of a close's timeout, what is kept for spooling the rest and disconnecting."""
-
-
-@dataclass(frozen=True)
-class DeliveryReport:
-    """What a flush left undelivered (all zero when everything was acknowledged)."""
-
-    buffered_calls: int
-    unsent_events: int
-    in_flight: int
-    spooled_events: int = 0
-    """Events in the on-disk spool, not yet acknowledged by Kafka."""
-    spooled_points: int = 0
-    """Metric points in those events."""
-    spool_path: str | None = None
-    """The spool's directory, if this process made one."""
-    dropped_points: int = 0
-    """Metric points dropped by the full policies (buffer, backlog and spool) so far."""
-    spilled_points: int = 0
-    """Metric points written to the spool so far (memory full, or Kafka out of reach)."""
-    rejected_events: int = 0
-    """Events refused for good so far (over Kafka's request size, a write right taken
-    away, an unreadable spool record), each logged as an error when it happened."""
-
-    @property
-    def complete(self) -> bool:
-        """Whether every call and event was acknowledged by Kafka."""
-        held = self.buffered_calls + self.unsent_events + self.in_flight + self.spooled_events
-        return held == 0
 
 
 class BackgroundSender:
@@ -122,13 +95,29 @@ class BackgroundSender:
             future.cancel()
             return self.report()
 
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Runs ``coroutine`` on the sender's loop (safe from any thread, even one with a
-        running loop of its own) and returns its result.
+    def check_write_access(self, tenant_id: str, timeout: float) -> None:
+        """Whether this client may write ``tenant_id``'s events (``ingest.kafka.admin``).
 
         Raises:
-            TimeoutError: it did not finish within ``timeout`` seconds.
+            KafkaAccessDeniedError: it may not.
+            KafkaUnavailableError: Kafka did not answer.
+            TimeoutError: no answer within ``timeout`` seconds.
         """
+        self._call(check_write_access(self._settings.kafka, tenant_id), timeout)
+
+    def wait_committed(self, position: Position, within_s: float, timeout: float) -> bool:
+        """Waits, at most ``within_s``, until the workers have committed past ``position``;
+        whether they have (``ingest.tracking.consistency``).
+
+        Raises:
+            KafkaUnavailableError: Kafka did not answer.
+            TimeoutError: no answer within ``timeout`` seconds.
+        """
+        return self._call(wait_committed(self._settings.kafka, [position], within_s), timeout)
+
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Runs ``coroutine`` on the sender's loop (safe from any thread, even one with a
+        running loop of its own) and returns its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def close(self, timeout: float) -> DeliveryReport:
