@@ -162,17 +162,26 @@ def test_a_malformed_tracking_uri_is_refused_in_one_line() -> None:
         MlflowClient(tracking_uri="matih://127.0.0.1:1?tenant=a%20b").search_experiments()
 
 
+def files_to_log(
+    worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, experiment: str
+) -> str:
+    """MLflow's fluent API set to the plugin and ``experiment``, and in ``tmp_path`` a
+    ``report.txt`` and a ``plots/`` folder with ``loss.svg``; the tenant."""
+    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    (tmp_path / "report.txt").write_text("accuracy 0.9\n")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "loss.svg").write_text("<svg/>")
+    return tenant
+
+
 def test_mlflow_log_artifact_goes_by_claim_check_and_lands_in_the_runs_location(
     worker: WorkerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """mlflow.log_artifact(s) queue the files on the SDK's uploader; the run ends once they
     are stored, and records each with size and hash; MLflow lists them under the run."""
-    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("files")
-    (tmp_path / "report.txt").write_text("accuracy 0.9\n")
-    (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "loss.svg").write_text("<svg/>")
+    tenant = files_to_log(worker, monkeypatch, tmp_path, "files")
     with mlflow.start_run() as run:
         assert run.info.artifact_uri == f"matih-artifacts:/{run.info.run_id}"
         mlflow.log_artifact(str(tmp_path / "report.txt"))
@@ -207,12 +216,7 @@ def test_mlflows_ui_lists_the_plugins_artifacts_in_a_model_training_experiment(
     it, MLflow's own server over the same store answers the endpoints its UI calls (the
     Artifacts tab and the experiment page) with the files, their sizes, and the
     model-training kind."""
-    uri, tenant = matih_uri(worker.settings, monkeypatch, tmp_path)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("files-in-the-ui")
-    (tmp_path / "report.txt").write_text("accuracy 0.9\n")
-    (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "loss.svg").write_text("<svg/>")
+    tenant = files_to_log(worker, monkeypatch, tmp_path, "files-in-the-ui")
     (tmp_path / "plots" / "roc.svg").write_text("<svg></svg>")
     with mlflow.start_run() as run:
         mlflow.log_metric("loss", 0.5)
