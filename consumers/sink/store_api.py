@@ -18,7 +18,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from consumers.batch import Rejection, RunWrites
+from consumers.batch import Rejection, RunWrites, param_conflict
 from consumers.errors import SinkUnavailableError
 from consumers.experiments import TenantExperiments
 from consumers.runs import RunRegistry, RunState
@@ -97,23 +97,33 @@ class StoreApiWriter:
             if not refused(exc):
                 raise
             if len(items) == 1:
-                return [_reject(items[0], exc, writes)]
+                return [self._reject(state, items[0], exc, writes)]
             middle = len(items) // 2
             return self._log(state, items[:middle], writes) + self._log(
                 state, items[middle:], writes
             )
         return []
 
+    def _reject(
+        self, state: RunState, item: _Item, exc: MlflowException, writes: RunWrites
+    ) -> Rejection:
+        """The rejection of one item, pointing at the event (and record) that carried it;
+        a param the run holds with another value is said as the bulk path says it."""
+        if isinstance(item, Param):
+            event, source = writes.sources.get(item.key, (None, None))
+            stored = self._store.get_run(state.mlflow_run_id).data.params.get(item.key)
+            if stored is not None and stored != item.value:
+                return Rejection(param_conflict(item.key, stored, item.value), event, source)
+            return Rejection(f"MLflow rejected param {item.key!r}: {exc.message}", event, source)
+        return _reject(item, exc, writes)
+
 
 def _metric(point: MetricRow) -> Metric:
     return Metric(point.key, point.value, point.timestamp, point.step)
 
 
-def _reject(item: _Item, exc: MlflowException, writes: RunWrites) -> Rejection:
-    """The rejection of one item, pointing at the event (and record) that carried it."""
-    if isinstance(item, Param):
-        event, source = writes.sources.get(item.key, (None, None))
-        return Rejection(f"MLflow rejected param {item.key!r}: {exc.message}", event, source)
+def _reject(item: Metric | RunTag, exc: MlflowException, writes: RunWrites) -> Rejection:
+    """The rejection of a metric or tag, pointing at the event (and record) that carried it."""
     if isinstance(item, Metric):
         what = f"metric {item.key!r} at step {item.step}"
 

@@ -22,7 +22,7 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from consumers import ConsumerSettings
-from ingest.settings import KafkaSettings, MlflowSettings
+from ingest.settings import KafkaSettings, MlflowSettings, WritePath
 from producers import ExperimentTracker, ProducerSettings
 from tests.integration.outage import OutageBroker
 from tests.integration.secure import SecureBroker
@@ -99,10 +99,16 @@ def new_sqlite_store(tmp_path: Path, mlflow_template: Path) -> Callable[[str], s
 
 
 @pytest.fixture
-def mlflow_settings(tmp_path: Path, new_sqlite_store: Callable[[str], str]) -> MlflowSettings:
-    """A fresh sqlite MLflow store of this test's own."""
+def mlflow_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, new_sqlite_store: Callable[[str], str]
+) -> MlflowSettings:
+    """A fresh sqlite MLflow store of this test's own, written by the bulk path unless the
+    test asks (an indirect ``WritePath`` parameter) for the store-API path, as with an
+    ``http://`` server, where MLflow picks the run ids."""
     return MlflowSettings(
-        tracking_uri=new_sqlite_store("mlflow"), artifact_root=str(tmp_path / "artifacts")
+        tracking_uri=new_sqlite_store("mlflow"),
+        artifact_root=str(tmp_path / "artifacts"),
+        write_path=getattr(request, "param", WritePath.AUTO),
     )
 
 

@@ -15,7 +15,7 @@ from ingest.cli.main import app
 from ingest.events import MetricPoint, MetricsLogged, ParamsLogged, RunCreated
 from ingest.ids import new_run_id
 from ingest.kafka import kafka_consumer, start
-from ingest.settings import KafkaSettings
+from ingest.settings import KafkaSettings, WritePath
 from ingest.topics import dead_letter_topic
 from producers import ProducerSettings
 from tests.integration.secure import kafka_env
@@ -103,9 +103,13 @@ async def test_garbage_on_the_topic_is_dead_lettered_with_its_reason(
     assert worker.telemetry.rejected == 5
 
 
+@pytest.mark.parametrize(
+    "mlflow_settings", [WritePath.AUTO, WritePath.API], ids=["bulk", "store-api"], indirect=True
+)
 async def test_a_param_relogged_with_another_value_is_dead_lettered_with_the_reason(
     producer_settings: ProducerSettings, worker: WorkerThread
 ) -> None:
+    """Both write paths say it alike (the store API's own words are MLflow's)."""
     run_id = new_run_id()
     base = {"tenant_id": TENANT, "run_id": run_id, "experiment_name": "exp"}
     await publish_and_wait_written(producer_settings, [ParamsLogged(**base, params={"lr": "0.01"})])

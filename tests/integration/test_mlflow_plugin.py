@@ -25,26 +25,13 @@ from ingest.layout import (
     RUN_ID_TAG,
     recorded_artifacts,
 )
-from ingest.settings import MlflowSettings, WritePath
+from ingest.settings import WritePath
 from ingest.tracking.reader import RunReader
 from producers.mlflow.autolog import NOT_LOGGED
 from tests.integration.mlflow_plugin import matih_uri, read_back, run_script
 from tests.integration.support import MlflowServer, WorkerThread
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def mlflow_settings(
-    request: pytest.FixtureRequest, tmp_path: Path, new_sqlite_store: Callable[[str], str]
-) -> MlflowSettings:
-    """This test's sqlite store, written by the bulk path unless the test asks for the
-    store-API path (as with an ``http://`` server, where MLflow picks the run ids)."""
-    return MlflowSettings(
-        tracking_uri=new_sqlite_store("mlflow"),
-        artifact_root=str(tmp_path / "artifacts"),
-        write_path=getattr(request, "param", WritePath.AUTO),
-    )
 
 
 @pytest.fixture(autouse=True)
