@@ -6,7 +6,12 @@ Two scenarios, each with one ``matih-ingest worker`` writing a fresh sqlite stor
 
 - ``unthrottled``: one trainer logs four metrics a step as fast as its loop goes;
 - ``burst``: one trainer paced to ten times ``--capacity`` (MLflow's own ``log_batch``
-  rate into sqlite, 11,000 points/s, by default).
+  rate into sqlite, 11,000 points/s, by default);
+- ``unthrottled_gc_off``: the unthrottled loop with the trainer's cyclic garbage
+  collector off, to show what its pauses add to the call latency.
+
+And ``floor``: the unthrottled loop with no SDK (a call keeps its arguments only), the
+call latency the interpreter and the machine give in the same run.
 
 For each: the trainer's peak RSS (and its growth over the loop), the latency of every
 call (p50 / p99 / p99.9 / max), points logged, spilled to the spool, dropped and landed
@@ -37,6 +42,12 @@ from tests.bench.verify import count_points
 
 START = "<!-- overload:start -->"
 END = "<!-- overload:end -->"
+SCENARIOS = {
+    "unthrottled": "unthrottled",
+    "burst": "burst",
+    "unthrottled_gc_off": "unthrottled, the trainer's GC off",
+}
+"""The scenarios in the report, with their names in the README's table."""
 MEMORY_BYTES = 128 * 1024 * 1024
 SPOOL_BYTES = 4 * 1024 * 1024 * 1024
 
@@ -96,6 +107,15 @@ def scenario(bench: Services, args: argparse.Namespace, label: str, **how: float
     }
 
 
+def floor(args: argparse.Namespace) -> dict[str, Any]:
+    """The unthrottled loop around a call that only keeps its arguments."""
+    child = spawn_child(
+        "tests.bench.overload_trainer", {"floor": True, "duration_s": args.unthrottled_s}
+    )
+    (result,) = collect([child], args.timeout + args.unthrottled_s)
+    return result
+
+
 def topic_bytes(bootstrap: str, topic: str) -> int:
     """Bytes of the topic's segment files on the local broker's disk."""
     port = broker_port(bootstrap)
@@ -143,12 +163,12 @@ def table(report: dict[str, Any]) -> str:
         " the loop, s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("unthrottled", "burst"):
+    for name, label in SCENARIOS.items():
         measured = report[name]
         trainer, calls = measured["trainer"], measured["trainer"]["call_us"]
         growth = trainer["peak_rss_mb"] - trainer["rss_before_mb"] - trainer["latency_array_mb"]
         rows.append(
-            f"| {name} ({report['settings'][name]}) | {measured['points_per_s']:,.0f}"
+            f"| {label} ({report['settings'][name]}) | {measured['points_per_s']:,.0f}"
             f" | {trainer['peak_rss_mb']:,.0f} ({growth:,.0f})"
             f" | {calls['p50']:.1f} / {calls['p99']:.1f} / {calls['p99.9']:.1f}"
             f" / {calls['max']:,.0f}"
@@ -158,6 +178,14 @@ def table(report: dict[str, Any]) -> str:
             f" ({landed(measured['landed'], trainer['dropped_points'])})"
             f" | {measured['seconds_to_drain_after_loop']:.1f} |"
         )
+    base = report["floor"]["call_us"]
+    rows.append("")
+    rows.append(
+        f"The same unthrottled loop with no SDK (a call keeps its arguments only): call"
+        f" p50 / p99 / p99.9 / max {base['p50']:.1f} / {base['p99']:.1f} / {base['p99.9']:.1f}"
+        f" / {base['max']:,.0f} us, {base['over_50us']:,} of {report['floor']['calls']:,}"
+        " calls over 50 us."
+    )
     sizes = report["bytes_per_point"]
     rows.append("")
     rows.append(
@@ -179,6 +207,7 @@ def main() -> None:
         "settings": {
             "unthrottled": f"{args.unthrottled_s:g} s",
             "burst": f"10 x {args.capacity:,.0f} points/s, {args.burst_s:g} s",
+            "unthrottled_gc_off": f"{args.unthrottled_s:g} s",
             "memory_mb": args.memory_bytes // (1024 * 1024),
         },
     }
@@ -187,11 +216,15 @@ def main() -> None:
         report["burst"] = scenario(
             bench, args, "burst", duration_s=args.burst_s, rate_points_s=10 * args.capacity
         )
+        report["unthrottled_gc_off"] = scenario(
+            bench, args, "unthrottled-gc-off", duration_s=args.unthrottled_s, gc=False
+        )
+        report["floor"] = floor(args)
         report["bytes_per_point"] = bytes_per_point(bench, args)
     print(json.dumps(report, indent=2))
     if args.readme:
         write_readme(ROOT / "README.md", table(report), START, END)
-    lost = [name for name in ("unthrottled", "burst") if not report[name]["landed"]["exact"]]
+    lost = [name for name in SCENARIOS if not report[name]["landed"]["exact"]]
     if lost:
         sys.exit(f"points lost or doubled in: {', '.join(lost)}")
 

@@ -5,14 +5,17 @@ timed, either as fast as the loop goes or paced to a rate.
 
 The spec gives ``duration_s`` and, for a paced burst, ``rate_points_s`` (absent: as
 fast as it can), or ``calls`` to log that many as fast as it can; and the SDK's
-``memory_bytes``, ``spool_max_bytes`` and ``compression``. Prints one JSON line: the
-run, calls and points logged, the call latency percentiles, the process's peak RSS
-(and its RSS before the loop), and the SDK's report after ``close``: points spilled
-to the spool, dropped, and whether everything was acknowledged.
+``memory_bytes``, ``spool_max_bytes`` and ``compression``; ``"gc": false`` turns the
+trainer's cyclic garbage collector off for the loop. ``"floor": true`` times the same
+loop with no SDK at all (``Floor``) and prints its calls and latencies only. Prints
+one JSON line: the run, calls and points logged, the call latency percentiles, the
+process's peak RSS (and its RSS before the loop), and the SDK's report after ``close``:
+points spilled to the spool, dropped, and whether everything was acknowledged.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from array import array
@@ -79,10 +82,35 @@ def log(run: Any, spec: dict[str, Any], latencies: array[int]) -> tuple[int, flo
     return step, began, time.time()
 
 
+class Floor:
+    """Stands in for the SDK: a call keeps its arguments and a timestamp, nothing more.
+    The same loop around it times what the interpreter and the machine cost alone."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, float], int, int]] = []
+
+    def log_metrics(self, values: dict[str, float], step: int) -> None:
+        self.calls.append((values, step, time.time_ns() // 1_000_000))
+
+
 def main() -> None:
     """Runs one trainer as its spec says and prints what it did."""
     logging.basicConfig(level=logging.WARNING)
     spec = child_spec()
+    if spec.get("floor"):
+        latencies: array[int] = array("q")
+        calls, began, ended = log(Floor(), spec, latencies)
+        points = calls * len(KEYS)
+        child_result(
+            {
+                "calls": calls,
+                "points": points,
+                "began": began,
+                "ended": ended,
+                "call_us": percentiles(latencies),
+            }
+        )
+        return
     settings = ProducerSettings(
         kafka=KafkaSettings(bootstrap_servers=spec["bootstrap"], topic=spec["topic"]),
         spool_dir=spec["spool_dir"],
@@ -92,11 +120,14 @@ def main() -> None:
     )
     tracker = ExperimentTracker(settings)
     config = RunConfig(tenant_id=spec["tenant"], run_name=spec["tenant"])
-    latencies: array[int] = array("q")
+    latencies = array("q")
     with tracker.start_run(EXPERIMENT, config) as run:
         tracker.flush(30)  # connected, the run created: the loop starts on a warm SDK
         rss_before = rss_mb("VmRSS")
+        if spec.get("gc") is False:
+            gc.disable()
         calls, began, ended = log(run, spec, latencies)
+        gc.enable()
         peak_in_loop = rss_mb("VmHWM")
         run.end()
     report = tracker.close(spec.get("close_timeout_s", 600))
