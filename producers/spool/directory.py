@@ -22,9 +22,9 @@ records are acked; after a crash its records are sent again (harmless: events ke
 their ids, values and client timestamps, and the sink is idempotent).
 
 Full policy (``max_bytes``): an append that does not fit drops the oldest metric
-records (the sender waits for acks to free room before it appends, never the training
-loop, whose calls keep going to the in-memory buffer), whole events of up to 1000 points, counted in
-``dropped_points`` and warned about. Lifecycle events (run created or ended,
+records, whole events of up to 1000 points, counted in ``dropped_points`` and warned
+about (the sender first waits for acks to free room, never the training loop, whose
+calls keep going to the in-memory buffer). Lifecycle events (run created or ended,
 params, tags) are never dropped: when only they are left, they are written beyond
 the bound.
 """
@@ -115,8 +115,8 @@ class SpoolRecord:
 class EventSpool:
     """A bounded, crash-safe FIFO of encoded events in one directory.
 
-    Thread-safe (the sender appends and acks on its loop; ``spool flush`` and the
-    overload accounting read it from other threads).
+    Thread-safe (the sender appends and acks on its loop; a ``DeliveryReport`` reads
+    its counts on the caller's thread).
 
     Args:
         directory: the spool's directory; created if missing, recovered if not.
