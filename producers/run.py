@@ -33,7 +33,7 @@ from ingest.validation import (
     check_timestamp_ms,
 )
 from producers.artifacts import artifact_files
-from producers.delivery.buffer import EventBuffer, RunIdentity
+from producers.delivery.buffer import Calls, RunIdentity
 from producers.errors import RunStateError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class ActiveRun:
         self,
         tracker: ExperimentTracker,
         identity: RunIdentity,
-        buffer: EventBuffer,
+        buffer: Calls,
         start_time: int,
         *,
         artifact_uri: str,

@@ -8,12 +8,27 @@ drains. A gateway exposes ``registry`` next to its own through
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["ProducerTelemetry", "warn_again"]
+__all__ = ["ProducerTelemetry", "TelemetrySink", "warn_again"]
+
+
+class TelemetrySink(Protocol):
+    """What the delivery path reports to: a ``ProducerTelemetry``, or, in a sender
+    process, the relay that takes its counts to the trainer's."""
+
+    def sent(self, kind: str, count: int = 1) -> None: ...
+
+    def send_failed(self, kind: str, reason: str, count: int = 1) -> None: ...
+
+    def spool_size(self, events: int, size_bytes: int) -> None: ...
+
+    def back_pressure(
+        self, memory_bytes: int, spilled_points: int, dropped_points: int
+    ) -> None: ...
 
 
 def warn_again(before: int, after: int) -> bool:

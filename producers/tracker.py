@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ingest.codec import describe
 from ingest.errors import InvalidEventError, KafkaUnavailableError
-from ingest.events import RunCreated
+from ingest.events import EventEnvelope, RunCreated
 from ingest.ids import is_run_id, new_run_id, run_start_ms
 from ingest.layout import experiment_artifact_location, run_artifact_uri
 from ingest.validation import (
@@ -33,7 +33,7 @@ from ingest.validation import (
     check_text,
 )
 from producers.artifacts import ArtifactUploader
-from producers.delivery.buffer import EventBuffer, RunIdentity
+from producers.delivery.buffer import Calls, EventBuffer, RunIdentity
 from producers.delivery.report import DeliveryReport
 from producers.run import ActiveRun
 from producers.settings import ProducerSettings
@@ -41,6 +41,7 @@ from producers.telemetry import ProducerTelemetry
 
 if TYPE_CHECKING:
     from ingest.tracking.reader import MetricHistoryPoint, RunReader
+    from producers.delivery.process import SenderProcess
     from producers.delivery.sender import BackgroundSender
 
 logger = logging.getLogger(__name__)
@@ -92,12 +93,14 @@ class ExperimentTracker:
         self._settings = settings or ProducerSettings()
         self._metrics = metrics
         self._buffer = EventBuffer(self._settings.memory_bytes)
-        self._sender: BackgroundSender | None = None
+        """The thread sender's buffer (kept across a ``close``: a later run sends it)."""
+        self._calls: Calls = self._buffer
+        self._sender: BackgroundSender | SenderProcess | None = None
         self._lock = threading.Lock()
         self._run_tenants: dict[str, str] = {}
         self._granted: set[str] = set()
         self._reader: RunReader | None = None
-        self._artifacts = ArtifactUploader(self._buffer.add_event)
+        self._artifacts = ArtifactUploader(self._add_event)
 
     @property
     def settings(self) -> ProducerSettings:
@@ -145,13 +148,13 @@ class ExperimentTracker:
             )
         except ValidationError as exc:
             raise InvalidEventError(describe(exc)) from None
-        self._ensure_sender()
+        calls = self._ensure_sender()
         self._check_access(tenant_id)
-        self._buffer.add_event(created)
+        calls.add_event(created)
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
         return ActiveRun(
-            self, identity, self._buffer, start_time, artifact_uri=self._artifact_uri(identity)
+            self, identity, calls, start_time, artifact_uri=self._artifact_uri(identity)
         )
 
     def join_run(
@@ -184,14 +187,14 @@ class ExperimentTracker:
         if not is_run_id(run_id):
             raise InvalidEventError(f"run id {run_id!r} must be 32 lowercase hex digits")
         start_time = run_start_ms(run_id)
-        self._ensure_sender()
+        calls = self._ensure_sender()
         self._check_access(tenant_id)
         self._run_tenants[run_id] = tenant_id
         identity = RunIdentity(tenant_id, run_id, experiment_name)
         return ActiveRun(
             self,
             identity,
-            self._buffer,
+            calls,
             start_time,
             artifact_uri=self._artifact_uri(identity),
             joined=True,
@@ -309,17 +312,38 @@ class ExperimentTracker:
         location = experiment_artifact_location(self._settings.mlflow.artifact_root, run.tenant_id)
         return run_artifact_uri(location, run.run_id)
 
-    def _ensure_sender(self) -> None:
+    def _ensure_sender(self) -> Calls:
+        """Starts the sender on the first run (and the first after a ``close``); returns
+        what the run's calls append to."""
         with self._lock:
             if self._sender is None:
                 # The Kafka side (aiokafka, the delivery path) loads with the first run,
                 # not with ``import producers``, which every rank and every tool that
                 # only builds settings pays for.
-                from producers.delivery.sender import BackgroundSender  # noqa: PLC0415
+                if self._settings.sender == "process":
+                    from producers.delivery.process import SenderProcess  # noqa: PLC0415
 
-                self._sender = BackgroundSender(self._settings, self._buffer, self._metrics)
+                    try:
+                        process = SenderProcess(self._settings, self._metrics)
+                    except OSError as exc:
+                        logger.warning(
+                            "cannot start the SDK's sender process (%s): sending from a thread",
+                            exc,
+                        )
+                    else:
+                        self._sender, self._calls = process, process.ring
+                if self._sender is None:
+                    from producers.delivery.sender import BackgroundSender  # noqa: PLC0415
+
+                    self._sender = BackgroundSender(self._settings, self._buffer, self._metrics)
+                    self._calls = self._buffer
                 self._sender.start()
                 atexit.register(self.close)
+            return self._calls
+
+    def _add_event(self, event: EventEnvelope) -> None:
+        """Where artifacts' claim checks go: the current sender's calls."""
+        self._calls.add_event(event)
 
     def _check_access(self, tenant_id: str) -> None:
         """Once per tenant, with SASL: a credential or ACL that can never let the

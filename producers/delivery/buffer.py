@@ -22,7 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
 from ingest import codec
 from ingest.events import EventEnvelope, MetricsColumns, ParamsLogged, RunCreated, TagsSet
@@ -88,6 +88,17 @@ def item_bytes(item: Item) -> int:
     return EVENT_BYTES + sum(100 + len(key) + len(value) for key, value in values.items())
 
 
+class Calls(Protocol):
+    """What logging calls append to: an ``EventBuffer`` read by a sender thread, or the
+    ring read by a sender process (``producers.delivery.ring``)."""
+
+    def add_metrics(
+        self, run: RunIdentity, step: int, timestamp: int, points: Sequence[tuple[str, float]]
+    ) -> None: ...
+
+    def add_event(self, event: EventEnvelope) -> None: ...
+
+
 class EventBuffer:
     """A FIFO of logging calls and lifecycle events, bounded in bytes.
 
@@ -124,6 +135,15 @@ class EventBuffer:
     def add_event(self, event: EventEnvelope) -> None:
         """Appends a lifecycle event; it is never dropped."""
         self._add(event, item_bytes(event))
+
+    def extend(self, calls: Sequence[MetricCall], size: int) -> None:
+        """Appends metric calls of ``size`` bytes (``item_bytes``) at once, as a sender
+        process reads them from its ring."""
+        with self._lock:
+            self._items.extend(calls)
+            self._added += size
+            if self._added - self._taken + self.held_elsewhere > self._max_bytes:
+                self._drop_oldest_metric_calls()
 
     def take(self) -> deque[Item]:
         """Takes every item, oldest first, in one swap under the lock (an append never

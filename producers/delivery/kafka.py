@@ -24,7 +24,7 @@ from ingest.kafka.compat import fail_pending
 from ingest.topics import publish_topic, record_key
 from producers.errors import PublishError
 from producers.settings import ProducerSettings
-from producers.telemetry import ProducerTelemetry
+from producers.telemetry import TelemetrySink
 
 
 @dataclass
@@ -44,9 +44,7 @@ class EventPublisher:
         metrics: Prometheus counters of sent and failed records, if any.
     """
 
-    def __init__(
-        self, settings: ProducerSettings, metrics: ProducerTelemetry | None = None
-    ) -> None:
+    def __init__(self, settings: ProducerSettings, metrics: TelemetrySink | None = None) -> None:
         self._settings = settings
         self._metrics = metrics
         self._producer: AIOKafkaProducer | None = None

@@ -30,7 +30,7 @@ from producers.errors import PublishError, SpoolError
 from producers.settings import ProducerSettings
 from producers.spool.directory import EventSpool, SpoolRecord, SpoolWriteError
 from producers.spool.segment import HEADER_BYTES, SpoolEntry
-from producers.telemetry import ProducerTelemetry
+from producers.telemetry import TelemetrySink
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class EventRouter:
         self,
         settings: ProducerSettings,
         buffer: EventBuffer,
-        metrics: ProducerTelemetry | None = None,
+        metrics: TelemetrySink | None = None,
         publisher: EventPublisher | None = None,
         open_spool: Callable[[ProducerSettings], EventSpool] | None = None,
     ) -> None:

@@ -41,7 +41,7 @@ from producers.delivery.report import DeliveryReport
 from producers.delivery.router import EventRouter
 from producers.errors import SpoolError
 from producers.settings import ProducerSettings
-from producers.telemetry import ProducerTelemetry
+from producers.telemetry import TelemetrySink
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class BackgroundSender:
         self,
         settings: ProducerSettings,
         buffer: EventBuffer,
-        metrics: ProducerTelemetry | None = None,
+        metrics: TelemetrySink | None = None,
     ) -> None:
         self._settings = settings
         self._buffer = buffer

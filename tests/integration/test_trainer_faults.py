@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import select
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from tests.integration.outage import ROOT, OutageBroker, wait_for_run
 from tests.integration.secure import kafka_env, security_fields
 from tests.integration.support import WorkerThread, free_port
 from tests.integration.trainers import BASE_TS, KEYS, rank_main, value
+from tests.senders import sender_pids, wait_ended
 
 pytestmark = pytest.mark.integration
 
@@ -176,8 +178,9 @@ def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exa
     tmp_path: Path,
 ) -> None:
     """A trainer that outruns its sender spills to the spool; SIGKILLed while it does,
-    it leaves a spool whose every point ``matih-ingest spool flush`` delivers, and
-    MLflow holds each logged point at most once, with its exact value and timestamp."""
+    together with its sender process (as when a pod is killed), it leaves a spool whose
+    every point ``matih-ingest spool flush`` delivers, and MLflow holds each logged
+    point at most once, with its exact value and timestamp."""
     spool_root = tmp_path / "spool"
     run_id = new_run_id()
     spec = {
@@ -205,8 +208,11 @@ def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exa
         assert trainer.stdout.readline().strip() == "spilling"
         time.sleep(0.3)  # still logging, still spilling
     finally:
-        trainer.send_signal(signal.SIGKILL)
+        senders = sender_pids(trainer.pid)
+        for pid in (trainer.pid, *senders):  # all of it, as when a pod is killed
+            os.kill(pid, signal.SIGKILL)
         trainer.wait(30)
+    wait_ended(senders)
 
     (spool_dir,) = list(spool_root.iterdir())
     spool = EventSpool(spool_dir, max_bytes=2**40)  # its owner is dead: the lock is free
@@ -245,6 +251,59 @@ def test_a_trainer_killed_mid_spill_leaves_a_spool_that_spool_flush_delivers_exa
         f"\nkilled mid-spill: the spool held {len(held):,} points in {events} events;"
         f" MLflow holds {sum(len(h) for h in history.values()):,}, each once"
     )
+
+
+def test_a_trainer_killed_outright_has_its_sender_process_deliver_all_it_logged(
+    kafka_settings: KafkaSettings,
+    mlflow_settings: MlflowSettings,
+    worker: WorkerThread,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of the trainer alone (an OOM kill, a crash in native code), before it
+    flushed or ended its run: its sender process reads what the trainer logged from
+    their shared ring, delivers it and exits. MLflow holds every point exactly, the
+    params and tags, and the run still running (no one ended it)."""
+    run_id = new_run_id()
+    spec = {
+        "role": "crash",
+        "bootstrap": kafka_settings.bootstrap_servers,
+        "topic": kafka_settings.topic,
+        "spool_dir": str(tmp_path / "spool"),
+        "tenant": "acme-corp",
+        "run_id": run_id,
+        "steps": 5000,
+        "security": security_fields(kafka_settings),
+    }
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.trainers", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert trainer.stdout is not None
+        ready, _, _ = select.select([trainer.stdout], [], [], 120)
+        assert ready, "the trainer should have logged within 2 minutes"
+        assert trainer.stdout.readline().strip() == "logged"
+        (sender,) = sender_pids(trainer.pid)
+    finally:
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(30)
+    wait_ended([sender])  # it delivered, then ended
+
+    runs = wait_for_run(
+        mlflow_settings.tracking_uri,
+        "acme-corp",
+        run_id,
+        lambda r: len(r["history"].get("val_f1", [])) == 5000,
+        120,
+    )
+    got = runs[run_id]
+    assert got["history"] == expected_history(range(5000))
+    assert got["params"] == {"lr": "0.01"}
+    assert got["tags"]["phase"] == "crash"
+    assert got["status"] == "RUNNING"
 
 
 @pytest.mark.slow

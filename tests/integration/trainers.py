@@ -1,6 +1,6 @@
 """Trainers that run in processes of their own: ranks of one run, one whose broker is
-gone, and one that outruns its sender until it is killed. Top-level functions, so that
-``multiprocessing`` with spawn can start them."""
+gone, one that outruns its sender until it is killed, and one killed outright.
+Top-level functions, so that ``multiprocessing`` with spawn can start them."""
 
 from __future__ import annotations
 
@@ -118,6 +118,28 @@ def spill_main(spec: dict[str, Any]) -> None:
             said = True
 
 
+def crash_main(spec: dict[str, Any]) -> None:
+    """Logs a run's params, tags and ``steps`` steps, says ``logged`` on stdout without
+    flushing or ending the run, and waits to be killed."""
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
+    tracker = ExperimentTracker(settings_from(spec))
+    run = tracker.start_run(
+        "crash-exp", RunConfig(tenant_id=spec["tenant"], run_name="crash"), run_id=spec["run_id"]
+    )
+    run.log_params({"lr": 0.01})
+    run.set_tags({"phase": "crash"})
+    for step in range(spec["steps"]):
+        run.log_metrics(
+            {key: value(i, step) for i, key in enumerate(KEYS)},
+            step=step,
+            timestamp=BASE_TS + step,
+        )
+    print("logged", flush=True)
+    time.sleep(600)
+
+
+ROLES = {"spill": spill_main, "crash": crash_main, "orphan": orphan_main}
+
 if __name__ == "__main__":
     given = json.loads(sys.argv[1])
-    spill_main(given) if given.get("role") == "spill" else orphan_main(given)
+    ROLES[given.get("role", "orphan")](given)

@@ -24,8 +24,9 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def offline_settings(tmp_path: Path) -> ProducerSettings:
+def offline_settings(tmp_path: Path, sender: str = "process") -> ProducerSettings:
     return ProducerSettings(
+        sender=sender,
         kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{closed_port()}", topic="t.events"),
         linger_ms=5,
         connect_timeout_s=0.5,
@@ -34,10 +35,11 @@ def offline_settings(tmp_path: Path) -> ProducerSettings:
     )
 
 
+@pytest.mark.parametrize("sender", ["process", "thread"])
 def test_close_without_a_broker_keeps_its_bound_and_spools_exactly_what_was_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, sender: str
 ) -> None:
-    tracker = ExperimentTracker(offline_settings(tmp_path))
+    tracker = ExperimentTracker(offline_settings(tmp_path, sender))
     run = tracker.start_run("exp", RunConfig(tenant_id="acme-corp", run_name="offline"))
     run.log_params({f"p{i}": i for i in range(150)})  # two events of at most 100
     run.set_tags({"phase": "offline"})
@@ -75,7 +77,7 @@ def test_close_without_a_broker_keeps_its_bound_and_spools_exactly_what_was_logg
 
 
 def test_logging_stays_microseconds_while_the_broker_is_gone(tmp_path: Path) -> None:
-    """The spool is written by the sender thread, never on the caller's."""
+    """The spool is written by the sender process, never on the caller's thread."""
     tracker = ExperimentTracker(offline_settings(tmp_path))
     run = tracker.start_run("exp", RunConfig(tenant_id="acme-corp"))
     took = []

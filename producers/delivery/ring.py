@@ -1,0 +1,361 @@
+"""The shared-memory ring between a training process and its sender process.
+
+A logging call packs itself into the ring (``RingWriter``): bytes in memory that the
+sender process maps too. No system call, no wait on the other process, and nothing
+left behind that Python's garbage collector tracks, so a call costs the same whatever
+Kafka, the disk or the sender do. The sender process (``producers.delivery.sidecar``)
+reads the ring (``RingReader``) into its ``EventBuffer``; from there on, delivery is
+the thread design's (``producers.delivery.sender``).
+
+Layout: a 64-byte header, then ``capacity`` bytes of records, written round and round.
+The header holds how far the reader has consumed (bytes and records), each twice, the
+second copy inverted: the writer believes them only when both copies agree, so a read
+that overlaps the reader's store is never trusted. Each record is ``<seq, size, crc>``
+(three little-endian u32) and ``size`` bytes of body, padded to 4 bytes. The CRC covers
+the body and is seeded with the sequence number: the reader takes a record only once
+every byte of it is visible (whatever order another CPU makes stores visible in) and
+never mistakes one left from an earlier lap. A record that would cross the end is
+preceded by a pad record (or, where not even a header fits, by nothing): the reader
+skips to the start, as the writer did.
+
+Bodies start with their kind: a run (its index, tenant, run id, experiment), a metric
+key (its index and name), a metric call (run and key indexes, step, timestamp and
+values) or a lifecycle event (its JSON). Runs and keys go once each; calls name them
+by index.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import weakref
+import zlib
+from collections import deque
+from collections.abc import Sequence
+from typing import Final
+
+from ingest import codec
+from ingest.events import EventEnvelope
+from producers.delivery.buffer import (
+    CALL_BYTES,
+    POINT_BYTES,
+    EventBuffer,
+    MetricCall,
+    RunIdentity,
+)
+from producers.telemetry import warn_again
+
+logger = logging.getLogger(__name__)
+
+HEADER_BYTES: Final = 64
+MIN_CAPACITY: Final = 2 * 1024 * 1024
+"""Room for the largest lifecycle event Kafka's default request size lets through."""
+MAX_CAPACITY: Final = 32 * 1024 * 1024
+_MASK: Final = (1 << 64) - 1
+_CONSUMED = struct.Struct("<QQQQ")
+_RECORD = struct.Struct("<III")
+_MIN_RECORD: Final = _RECORD.size + 4
+"""The least room a record (a pad: header and kind) takes; less at the end is skipped."""
+_PAD, _RUN, _KEY, _CALL, _EVENT = range(5)
+_INDEXED = struct.Struct("<BI")
+_CALL_HEAD = struct.Struct("<BIqqH")
+
+
+def ring_capacity(memory_bytes: int) -> int:
+    """The ring's share of the SDK's memory bound: a quarter, within 2 and 32 MiB."""
+    return min(max(memory_bytes // 4, MIN_CAPACITY), MAX_CAPACITY)
+
+
+class RingWriter:
+    """The training process's end: appends calls and events; never waits.
+
+    When the ring is full (the sender process is starved or gone), a metric call is
+    dropped, counted and warned about; a lifecycle event waits in this process's
+    memory, in order, and goes in first once there is room.
+
+    Args:
+        memory: the ring (header included), shared with the reader.
+    """
+
+    def __init__(self, memory: memoryview) -> None:
+        self._memory = memory
+        self._capacity = len(memory) - HEADER_BYTES
+        self._lock = threading.Lock()
+        self._written = 0
+        """Bytes written so far (the next record's position, before the modulo)."""
+        self._records = 0
+        self._consumed = (0, 0)
+        """The reader's last trusted (bytes, records)."""
+        self._runs: dict[RunIdentity, int] = {}
+        self._keys: dict[str, int] = {}
+        self._layouts: dict[int, struct.Struct] = {}
+        self._waiting: deque[bytes] = deque()
+        self.dropped_points = 0
+        self.rejected_events = 0
+        self.closed: str | None = None
+        """Why calls are no longer taken (the sender process ended, or this is a fork)."""
+        _WRITERS.add(self)
+
+    @property
+    def pending_records(self) -> int:
+        """Records written that the reader has not consumed (as far as seen), and events
+        waiting for room."""
+        self._refresh()
+        return self._records - self._consumed[1] + len(self._waiting)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the ring the reader has not consumed yet (as far as seen)."""
+        return self._written - self._consumed[0]
+
+    def add_metrics(
+        self, run: RunIdentity, step: int, timestamp: int, points: Sequence[tuple[str, float]]
+    ) -> None:
+        """Appends one metric call (already validated), or drops it if the ring is full."""
+        with self._lock:
+            if self.closed or (self._waiting and not self._catch_up()):
+                self._drop(len(points))
+                return
+            run_index = self._runs.get(run)
+            if run_index is None and (run_index := self._add_run(run)) is None:
+                self._drop(len(points))
+                return
+            keys = self._keys
+            indexes = []
+            values = []
+            for key, value in points:
+                index = keys.get(key)
+                if index is None and (index := self._add_key(key)) is None:
+                    self._drop(len(points))
+                    return
+                indexes.append(index)
+                values.append(value)
+            count = len(values)
+            layout = self._layouts.get(count) or self._layouts.setdefault(count, _layout(count))
+            if not self._put(
+                layout.pack(_CALL, run_index, step, timestamp, count, *indexes, *values)
+            ):
+                self._drop(count)
+
+    def _add_run(self, run: RunIdentity) -> int | None:
+        index = len(self._runs)
+        if not self._put(_INDEXED.pack(_RUN, index) + _strings(run)):
+            return None
+        self._runs[run] = index
+        return index
+
+    def _add_key(self, key: str) -> int | None:
+        index = len(self._keys)
+        if not self._put(_INDEXED.pack(_KEY, index) + key.encode()):
+            return None
+        self._keys[key] = index
+        return index
+
+    def add_event(self, event: EventEnvelope) -> None:
+        """Appends a lifecycle event; it is never dropped while this process lives."""
+        body = bytes((_EVENT,)) + codec.encode(event)
+        if _RECORD.size + len(body) > self._capacity:
+            self.rejected_events += 1
+            logger.error(
+                "a %s event of run %s takes %d bytes, more than the SDK's ring (%d bytes,"
+                " a quarter of MATIH_PRODUCER_MEMORY_BYTES): it is not sent",
+                event.kind,
+                event.run_id,
+                len(body),
+                self._capacity,
+            )
+            return
+        with self._lock:
+            if self.closed:
+                self.rejected_events += 1
+                logger.error(
+                    "a %s event of run %s is not sent: %s", event.kind, event.run_id, self.closed
+                )
+                return
+            self._waiting.append(body)
+            self._catch_up()
+
+    def orphan(self, reason: str) -> None:
+        """Takes no more calls (in a fork, whose lock a thread left behind may hold)."""
+        self._lock = threading.Lock()
+        self.closed = reason
+
+    def flush_waiting(self) -> bool:
+        """Moves events waiting for room into the ring; whether none is left."""
+        with self._lock:
+            return self._catch_up()
+
+    def _catch_up(self) -> bool:
+        waiting = self._waiting
+        while waiting:
+            if not self._put(waiting[0]):
+                return False
+            waiting.popleft()
+        return True
+
+    def _drop(self, points: int) -> None:
+        before, self.dropped_points = self.dropped_points, self.dropped_points + points
+        if warn_again(before, self.dropped_points):
+            logger.warning(
+                "the SDK's ring (%d bytes) takes no more calls: %s: dropped the newest"
+                " metric points, %d so far",
+                self._capacity,
+                self.closed or "its sender process has not read it for a long while",
+                self.dropped_points,
+            )
+
+    def _refresh(self) -> None:
+        read, records, read_check, records_check = _CONSUMED.unpack_from(self._memory, 0)
+        if read ^ read_check == _MASK and records ^ records_check == _MASK:
+            self._consumed = (read, records)
+
+    def _put(self, body: bytes) -> bool:
+        """Writes one record if there is room (a pad first, if it would cross the end)."""
+        size = len(body)
+        length = _RECORD.size + size + (-size) % 4
+        capacity = self._capacity
+        offset = self._written % capacity
+        to_end = capacity - offset
+        if length > to_end:
+            if not self._room(to_end):
+                return False
+            if to_end >= _MIN_RECORD:
+                self._record(offset, bytes((_PAD,)))
+            self._written += to_end
+            offset = 0
+        if not self._room(length):
+            return False
+        self._record(offset, body)
+        self._written += length
+        return True
+
+    def _room(self, length: int) -> bool:
+        """Whether ``length`` bytes are free, asking the reader's header only when the
+        last answer it gave does not say so."""
+        if length <= self._capacity - self.size_bytes:
+            return True
+        self._refresh()
+        return length <= self._capacity - self.size_bytes
+
+    def _record(self, offset: int, body: bytes) -> None:
+        self._records += 1
+        seq = self._records & 0xFFFFFFFF
+        start = HEADER_BYTES + offset + _RECORD.size
+        self._memory[start : start + len(body)] = body
+        _RECORD.pack_into(
+            self._memory, HEADER_BYTES + offset, seq, len(body), zlib.crc32(body, seq)
+        )
+
+
+class RingReader:
+    """The sender process's end: moves what the writer appended into an ``EventBuffer``.
+
+    Args:
+        memory: the ring (header included), shared with the writer.
+        buffer: where the calls and events go, in the order they were written.
+    """
+
+    def __init__(self, memory: memoryview, buffer: EventBuffer) -> None:
+        self._memory = memory
+        self._capacity = len(memory) - HEADER_BYTES
+        self._buffer = buffer
+        self._read = 0
+        self._records = 0
+        self._runs: list[RunIdentity] = []
+        self._keys: list[str] = []
+        self._layouts: dict[int, struct.Struct] = {}
+        self._calls: list[MetricCall] = []
+        self._calls_bytes = 0
+
+    def read(self) -> int:
+        """Moves every complete record into the buffer; how many it moved."""
+        memory, capacity = self._memory, self._capacity
+        moved = 0
+        while True:
+            offset = self._read % capacity
+            to_end = capacity - offset
+            if to_end < _MIN_RECORD:
+                self._read += to_end
+                continue
+            start = HEADER_BYTES + offset
+            seq, size, crc = _RECORD.unpack_from(memory, start)
+            if seq != (self._records + 1) & 0xFFFFFFFF or not 0 < size <= to_end - _RECORD.size:
+                break
+            body = bytes(memory[start + _RECORD.size : start + _RECORD.size + size])
+            if zlib.crc32(body, seq) != crc:
+                break
+            self._records += 1
+            moved += 1
+            if body[0] == _PAD:
+                self._read += to_end
+                continue
+            self._read += _RECORD.size + size + (-size) % 4
+            self._take(body)
+        self._hand_over()
+        if moved:
+            read, records = self._read & _MASK, self._records & _MASK
+            _CONSUMED.pack_into(memory, 0, read, records, read ^ _MASK, records ^ _MASK)
+        return moved
+
+    def _take(self, body: bytes) -> None:
+        kind = body[0]
+        if kind == _CALL:
+            _, run, step, timestamp, count = _CALL_HEAD.unpack_from(body)
+            layout = self._layouts.get(count) or self._layouts.setdefault(count, _layout(count))
+            fields = layout.unpack(body)
+            keys = self._keys
+            tenant_id, run_id, experiment_name = self._runs[run]
+            points = tuple(
+                zip(map(keys.__getitem__, fields[5 : 5 + count]), fields[5 + count :], strict=True)
+            )
+            self._calls.append((tenant_id, run_id, experiment_name, step, timestamp, points))
+            self._calls_bytes += CALL_BYTES + POINT_BYTES * count
+        elif kind == _EVENT:
+            self._hand_over()
+            self._buffer.add_event(codec.decode(body[1:]))
+        elif kind == _KEY:
+            self._keys.append(body[_INDEXED.size :].decode())
+        elif kind == _RUN:
+            self._runs.append(RunIdentity(*_unstrings(body[_INDEXED.size :])))
+
+    def _hand_over(self) -> None:
+        """Puts the calls read so far into the buffer, in one go."""
+        if self._calls:
+            self._buffer.extend(self._calls, self._calls_bytes)
+            self._calls = []
+            self._calls_bytes = 0
+
+
+def _layout(count: int) -> struct.Struct:
+    """A call's record with ``count`` points: its head, their key indexes, their values."""
+    return struct.Struct(f"{_CALL_HEAD.format}{count}I{count}d")
+
+
+def _forked() -> None:
+    # The sender process reads for the parent only: a fork's calls would interleave
+    # with the parent's.
+    for writer in _WRITERS:
+        writer.orphan(
+            "this process is a fork of the one that started the run, and needs a tracker of its own"
+        )
+
+
+_WRITERS: weakref.WeakSet[RingWriter] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_forked)
+
+
+def _strings(values: Sequence[str]) -> bytes:
+    parts = [value.encode() for value in values]
+    return b"".join(struct.pack("<H", len(part)) + part for part in parts)
+
+
+def _unstrings(data: bytes) -> list[str]:
+    values = []
+    at = 0
+    while at < len(data):
+        (length,) = struct.unpack_from("<H", data, at)
+        values.append(data[at + 2 : at + 2 + length].decode())
+        at += 2 + length
+    return values
