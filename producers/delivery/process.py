@@ -84,6 +84,7 @@ class SenderProcess:
                 ],
                 pass_fds=(fd, control_child, events_child),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # the trainer's own output stays its own
                 start_new_session=True,  # a terminal's Ctrl-C is for the trainer
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )

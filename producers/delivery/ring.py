@@ -61,6 +61,9 @@ _MIN_RECORD: Final = _RECORD.size + 4
 _PAD, _RUN, _KEY, _CALL, _EVENT = range(5)
 _INDEXED = struct.Struct("<BI")
 _CALL_HEAD = struct.Struct("<BIqqH")
+_CALL_HEAD_FIELDS: Final = 5
+_NAMES_KEPT: Final = 10_000
+"""Distinct key sets a reader remembers (a loop logs the same few, step after step)."""
 
 
 def ring_capacity(memory_bytes: int) -> int:
@@ -266,53 +269,67 @@ class RingReader:
         self._runs: list[RunIdentity] = []
         self._keys: list[str] = []
         self._layouts: dict[int, struct.Struct] = {}
+        self._names: dict[tuple[int, ...], tuple[str, ...]] = {}
         self._calls: list[MetricCall] = []
-        self._calls_bytes = 0
 
     def read(self) -> int:
         """Moves every complete record into the buffer; how many it moved."""
         memory, capacity = self._memory, self._capacity
+        layouts, names, runs = self._layouts, self._names, self._runs
+        calls = self._calls
+        position, records = self._read, self._records
         moved = 0
         while True:
-            offset = self._read % capacity
+            offset = position % capacity
             to_end = capacity - offset
             if to_end < _MIN_RECORD:
-                self._read += to_end
+                position += to_end
                 continue
             start = HEADER_BYTES + offset
             seq, size, crc = _RECORD.unpack_from(memory, start)
-            if seq != (self._records + 1) & 0xFFFFFFFF or not 0 < size <= to_end - _RECORD.size:
+            if seq != (records + 1) & 0xFFFFFFFF or not 0 < size <= to_end - _RECORD.size:
                 break
-            body = bytes(memory[start + _RECORD.size : start + _RECORD.size + size])
+            start += _RECORD.size
+            body = memory[start : start + size]
             if zlib.crc32(body, seq) != crc:
                 break
-            self._records += 1
+            records += 1
             moved += 1
-            if body[0] == _PAD:
-                self._read += to_end
+            kind = body[0]
+            if kind == _PAD:
+                position += to_end
                 continue
-            self._read += _RECORD.size + size + (-size) % 4
-            self._take(body)
+            position += _RECORD.size + size + (-size) % 4
+            if kind != _CALL:
+                self._take(bytes(body))
+                continue
+            _, run, step, timestamp, count = _CALL_HEAD.unpack_from(memory, start)
+            layout = layouts.get(count) or layouts.setdefault(count, _layout(count))
+            fields = layout.unpack_from(memory, start)
+            indexes = fields[_CALL_HEAD_FIELDS : _CALL_HEAD_FIELDS + count]
+            keys = names.get(indexes) or self._name(indexes)
+            tenant_id, run_id, experiment_name = runs[run]
+            points = tuple(zip(keys, fields[_CALL_HEAD_FIELDS + count :], strict=True))
+            calls.append((tenant_id, run_id, experiment_name, step, timestamp, points))
+        self._read, self._records = position, records
         self._hand_over()
         if moved:
-            read, records = self._read & _MASK, self._records & _MASK
+            read, records = position & _MASK, records & _MASK
             _CONSUMED.pack_into(memory, 0, read, records, read ^ _MASK, records ^ _MASK)
         return moved
 
+    def _name(self, indexes: tuple[int, ...]) -> tuple[str, ...]:
+        """The keys of a call's key indexes (kept for the next call with the same keys)."""
+        if len(self._names) >= _NAMES_KEPT:
+            self._names.clear()
+        keys = self._names[indexes] = tuple(map(self._keys.__getitem__, indexes))
+        return keys
+
     def _take(self, body: bytes) -> None:
+        """A record other than a call: an event (after the calls read before it), a key
+        or a run."""
         kind = body[0]
-        if kind == _CALL:
-            _, run, step, timestamp, count = _CALL_HEAD.unpack_from(body)
-            layout = self._layouts.get(count) or self._layouts.setdefault(count, _layout(count))
-            fields = layout.unpack(body)
-            keys = self._keys
-            tenant_id, run_id, experiment_name = self._runs[run]
-            points = tuple(
-                zip(map(keys.__getitem__, fields[5 : 5 + count]), fields[5 + count :], strict=True)
-            )
-            self._calls.append((tenant_id, run_id, experiment_name, step, timestamp, points))
-            self._calls_bytes += CALL_BYTES + POINT_BYTES * count
-        elif kind == _EVENT:
+        if kind == _EVENT:
             self._hand_over()
             self._buffer.add_event(codec.decode(body[1:]))
         elif kind == _KEY:
@@ -322,10 +339,10 @@ class RingReader:
 
     def _hand_over(self) -> None:
         """Puts the calls read so far into the buffer, in one go."""
-        if self._calls:
-            self._buffer.extend(self._calls, self._calls_bytes)
-            self._calls = []
-            self._calls_bytes = 0
+        calls = self._calls
+        if calls:
+            self._buffer.extend(calls, sum(CALL_BYTES + POINT_BYTES * len(c[5]) for c in calls))
+            calls.clear()
 
 
 def _layout(count: int) -> struct.Struct:

@@ -122,10 +122,14 @@ class Sidecar:
     def __init__(
         self, ring_fd: int, control: Connection, relay: Relay, init: dict[str, Any]
     ) -> None:
-        settings: ProducerSettings = init["settings"]
-        capacity = ring_capacity(settings.memory_bytes)
+        given: ProducerSettings = init["settings"]
+        capacity = ring_capacity(given.memory_bytes)
+        # What the ring does not take of the bound is this process's: buffer, backlog
+        # and records in flight share it as they do in the thread design.
+        rest = max(given.memory_bytes - capacity, _MIN_BUFFER_BYTES)
+        settings = given.model_copy(update={"memory_bytes": rest})
         self._mmap = mmap.mmap(ring_fd, HEADER_BYTES + capacity)
-        self._buffer = EventBuffer(max(settings.memory_bytes - capacity, _MIN_BUFFER_BYTES))
+        self._buffer = EventBuffer(settings.memory_bytes)
         self._reader = RingReader(memoryview(self._mmap), self._buffer)
         self._read_lock = threading.Lock()
         self._control = control
