@@ -66,15 +66,14 @@ class SenderProcess:
     def __init__(
         self, settings: ProducerSettings, metrics: ProducerTelemetry | None = None
     ) -> None:
-        self._settings = settings
         self._metrics = metrics
         size = HEADER_BYTES + ring_capacity(settings.memory_bytes)
         fd = _shared_file(size)
+        self._control, control_child = _socket_pair()
+        self._events, events_child = _socket_pair()
         try:
             self._mmap = mmap.mmap(fd, size)
             self.ring = RingWriter(memoryview(self._mmap))
-            self._control, control_child = _socket_pair()
-            self._events, events_child = _socket_pair()
             self._process = subprocess.Popen(
                 [
                     sys.executable,
@@ -88,15 +87,17 @@ class SenderProcess:
                 start_new_session=True,  # a terminal's Ctrl-C is for the trainer
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )
+        except OSError:
+            self._control.close()
+            self._events.close()
+            raise
         finally:
-            os.close(fd)
-        os.close(control_child)
-        os.close(events_child)
+            for descriptor in (fd, control_child, events_child):
+                os.close(descriptor)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._gone: str | None = None
         self._closing = False
-        self._spool_path: str | None = None
         self._last = DeliveryReport(0, 0, 0)
         self._control.send(
             {

@@ -30,6 +30,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import weakref
 import zlib
 from collections import deque
@@ -53,6 +54,11 @@ HEADER_BYTES: Final = 64
 MIN_CAPACITY: Final = 2 * 1024 * 1024
 """Room for the largest lifecycle event Kafka's default request size lets through."""
 MAX_CAPACITY: Final = 32 * 1024 * 1024
+FULL_WAIT_S: Final = 1.0
+"""How long a call waits for room in a full ring before its points are dropped."""
+_FULL_POLL_S: Final = 0.0001
+_PUBLISH_EVERY: Final = 1024
+"""Records the reader consumes between two updates of the header (the writer's room)."""
 _MASK: Final = (1 << 64) - 1
 _CONSUMED = struct.Struct("<QQQQ")
 _RECORD = struct.Struct("<III")
@@ -74,16 +80,21 @@ def ring_capacity(memory_bytes: int) -> int:
 class RingWriter:
     """The training process's end: appends calls and events; never waits.
 
-    When the ring is full (the sender process is starved or gone), a metric call is
-    dropped, counted and warned about; a lifecycle event waits in this process's
-    memory, in order, and goes in first once there is room.
+    When the ring is full (the sender process reads slower than this process logs),
+    a call waits for room, up to ``full_wait_s``; then, or at once if the sender
+    process is gone, a metric call is dropped, counted and warned about, and a
+    lifecycle event waits in this process's memory, in order, and goes in first once
+    there is room.
 
     Args:
         memory: the ring (header included), shared with the reader.
+        full_wait_s: how long a call waits for room in a full ring before its points
+            are dropped.
     """
 
-    def __init__(self, memory: memoryview) -> None:
+    def __init__(self, memory: memoryview, full_wait_s: float = FULL_WAIT_S) -> None:
         self._memory = memory
+        self._full_wait_s = full_wait_s
         self._capacity = len(memory) - HEADER_BYTES
         self._lock = threading.Lock()
         self._written = 0
@@ -97,6 +108,9 @@ class RingWriter:
         self._waiting: deque[bytes] = deque()
         self.dropped_points = 0
         self.rejected_events = 0
+        self.waits = 0
+        """Calls that found the ring full and waited for room."""
+        self.waited_s = 0.0
         self.closed: str | None = None
         """Why calls are no longer taken (the sender process ended, or this is a fork)."""
         _WRITERS.add(self)
@@ -236,11 +250,35 @@ class RingWriter:
 
     def _room(self, length: int) -> bool:
         """Whether ``length`` bytes are free, asking the reader's header only when the
-        last answer it gave does not say so."""
+        last answer it gave does not say so; waits for them while the ring is full."""
         if length <= self._capacity - self.size_bytes:
             return True
         self._refresh()
-        return length <= self._capacity - self.size_bytes
+        return length <= self._capacity - self.size_bytes or self._wait_for_room(length)
+
+    def _wait_for_room(self, length: int) -> bool:
+        """The sender process reads slower than this process logs (it is starved of
+        CPU): waiting for it paces the loop, where dropping would lose what was logged.
+        Gives up after ``full_wait_s`` without room, or at once if the reader is gone."""
+        started = time.monotonic()
+        room = False
+        while not self.closed and time.monotonic() - started < self._full_wait_s:
+            time.sleep(_FULL_POLL_S)
+            self._refresh()
+            if length <= self._capacity - self.size_bytes:
+                room = True
+                break
+        before, self.waits = self.waits, self.waits + 1
+        self.waited_s += time.monotonic() - started
+        if warn_again(before, self.waits):
+            logger.warning(
+                "the SDK's sender process reads its ring slower than this process logs"
+                " (it needs a CPU core of its own): logging calls waited for room %d times,"
+                " %.1f s in all",
+                self.waits,
+                self.waited_s,
+            )
+        return room
 
     def _record(self, offset: int, body: bytes) -> None:
         self._records += 1
@@ -272,14 +310,19 @@ class RingReader:
         self._names: dict[tuple[int, ...], tuple[str, ...]] = {}
         self._calls: list[MetricCall] = []
 
-    def read(self) -> int:
-        """Moves every complete record into the buffer; how many it moved."""
+    def read(self, limit_bytes: int = 1 << 62) -> int:
+        """Moves complete records into the buffer until calls of about ``limit_bytes``
+        (``item_bytes``) went in; how many records it moved. What it leaves waits in
+        the ring, so that a buffer the sender lags behind paces the writer instead of
+        dropping calls."""
         memory, capacity = self._memory, self._capacity
         layouts, names, runs = self._layouts, self._names, self._runs
         calls = self._calls
         position, records = self._read, self._records
-        moved = 0
-        while True:
+        moved = taken = 0
+        while taken < limit_bytes:
+            if moved and not moved % _PUBLISH_EVERY:
+                self._publish(position, records)
             offset = position % capacity
             to_end = capacity - offset
             if to_end < _MIN_RECORD:
@@ -311,12 +354,17 @@ class RingReader:
             tenant_id, run_id, experiment_name = runs[run]
             points = tuple(zip(keys, fields[_CALL_HEAD_FIELDS + count :], strict=True))
             calls.append((tenant_id, run_id, experiment_name, step, timestamp, points))
+            taken += CALL_BYTES + POINT_BYTES * count
         self._read, self._records = position, records
         self._hand_over()
         if moved:
-            read, records = position & _MASK, records & _MASK
-            _CONSUMED.pack_into(memory, 0, read, records, read ^ _MASK, records ^ _MASK)
+            self._publish(position, records)
         return moved
+
+    def _publish(self, position: int, records: int) -> None:
+        """Tells the writer how far this reader has consumed (its room)."""
+        read, count = position & _MASK, records & _MASK
+        _CONSUMED.pack_into(self._memory, 0, read, count, read ^ _MASK, count ^ _MASK)
 
     def _name(self, indexes: tuple[int, ...]) -> tuple[str, ...]:
         """The keys of a call's key indexes (kept for the next call with the same keys)."""

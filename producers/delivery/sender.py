@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_SHUTDOWN_RESERVE_S = 1.0
+SHUTDOWN_RESERVE_S = 1.0
 """Of a close's timeout, what is kept for spooling the rest and disconnecting."""
 
 
@@ -127,7 +127,7 @@ class BackgroundSender:
         What Kafka has not acknowledged by then stays in the spool (see the report).
         """
         deadline = time.monotonic() + timeout
-        reserve = min(_SHUTDOWN_RESERVE_S, timeout / 4)
+        reserve = min(SHUTDOWN_RESERVE_S, timeout / 4)
         report = self.flush(max(timeout - reserve, 0.0))
         self._closing = True
         future = asyncio.run_coroutine_threadsafe(self._shutdown(deadline), self._loop)

@@ -28,11 +28,15 @@ from typing import Any
 from producers.delivery.buffer import EventBuffer
 from producers.delivery.report import DeliveryReport
 from producers.delivery.ring import HEADER_BYTES, RingReader, ring_capacity
-from producers.delivery.sender import BackgroundSender
+from producers.delivery.sender import SHUTDOWN_RESERVE_S, BackgroundSender
 from producers.settings import ProducerSettings
 
 _TELEMETRY_EVERY_S = 0.5
 _MIN_BUFFER_BYTES = 1024 * 1024
+_READ_SHARE = 4
+"""The ring is read while the buffer holds less than this fraction of the bound: a
+sender lagging its trainer leaves calls in the ring, which paces the trainer, rather
+than take them in and drop them at the bound."""
 
 
 class Relay:
@@ -130,6 +134,7 @@ class Sidecar:
         settings = given.model_copy(update={"memory_bytes": rest})
         self._mmap = mmap.mmap(ring_fd, HEADER_BYTES + capacity)
         self._buffer = EventBuffer(settings.memory_bytes)
+        self._read_mark = settings.memory_bytes // _READ_SHARE
         self._reader = RingReader(memoryview(self._mmap), self._buffer)
         self._read_lock = threading.Lock()
         self._control = control
@@ -161,7 +166,14 @@ class Sidecar:
                 self._answer(request, True, value)
 
     def _do_flush(self, timeout: float) -> DeliveryReport:
-        return self._sender.flush(timeout)
+        """Sends what the trainer logged before it asked: the ring a buffer's share at
+        a time, each share delivered (or spooled) before the next is read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            moved = self._read()
+            report = self._sender.flush(max(deadline - time.monotonic(), 0.0))
+            if not moved or time.monotonic() >= deadline:
+                return report
 
     def _do_report(self) -> DeliveryReport:
         return self._sender.report()
@@ -176,9 +188,15 @@ class Sidecar:
         return self._sender.wait_committed(position, within_s, timeout)
 
     def _finish(self, request: int | None, timeout: float) -> None:
+        """Delivers what the ring and the buffer hold within ``timeout``, spools the
+        rest (the ring's too: a step at a time moves it to Kafka or the spool) and
+        stops the sender."""
         self._stopped.set()
-        self._read()
-        report = self._sender.close(timeout)
+        deadline = time.monotonic() + timeout
+        self._do_flush(max(timeout - min(SHUTDOWN_RESERVE_S, timeout / 4), 0.0))
+        while self._read():
+            self._sender.flush(0.0)
+        report = self._sender.close(max(deadline - time.monotonic(), 0.0))
         if self._metrics is not None:
             self._relay.flush_counts(force=True)
         if request is not None:
@@ -188,9 +206,11 @@ class Sidecar:
         with contextlib.suppress(OSError):  # the trainer is gone: no one waits for it
             self._control.send((request, ok, value))
 
-    def _read(self) -> None:
+    def _read(self) -> int:
+        """Reads the ring into the buffer while the buffer is under its mark; how many
+        records it moved."""
         with self._read_lock:
-            self._reader.read()
+            return self._reader.read(max(self._read_mark - self._buffer.size_bytes, 0))
 
     def _read_loop(self) -> None:
         every = max(self._settings.linger_ms / 1000, 0.001)

@@ -7,6 +7,8 @@ import gc
 import logging
 import math
 import os
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -20,10 +22,10 @@ A = RunIdentity("acme-corp", new_run_id(), "exp")
 B = RunIdentity("globex", new_run_id(), "other-exp")
 
 
-def ring(capacity: int) -> tuple[RingWriter, RingReader, EventBuffer]:
+def ring(capacity: int, full_wait_s: float = 0.001) -> tuple[RingWriter, RingReader, EventBuffer]:
     memory = memoryview(bytearray(HEADER_BYTES + capacity))
     buffer = EventBuffer(max_bytes=10**12)
-    return RingWriter(memory), RingReader(memory, buffer), buffer
+    return RingWriter(memory, full_wait_s), RingReader(memory, buffer), buffer
 
 
 def params(run: RunIdentity, value: str) -> ParamsLogged:
@@ -89,7 +91,34 @@ def test_many_laps_around_a_small_ring_keep_every_call_once_in_order() -> None:
     assert steps == list(range(20_000))
 
 
-def test_a_full_ring_drops_new_metric_calls_counted_and_keeps_every_lifecycle_event(
+def test_a_full_ring_waits_for_its_reader_and_loses_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reader slower than the writer (a sender process short of CPU) paces the
+    writer: every call waits for room and goes in, none is dropped."""
+    writer, reader, buffer = ring(4096, full_wait_s=5.0)
+    stop = threading.Event()
+
+    def slow_reader() -> None:
+        while not stop.is_set():
+            time.sleep(0.002)
+            reader.read()
+
+    thread = threading.Thread(target=slow_reader)
+    thread.start()
+    with caplog.at_level(logging.WARNING, logger="producers"):
+        for step in range(2000):
+            writer.add_metrics(A, step, 1, [("loss", 1.0), ("acc", 2.0)])
+    stop.set()
+    thread.join()
+    reader.read()
+    assert writer.dropped_points == 0
+    assert writer.waits > 0
+    assert "waited for room" in caplog.text
+    assert [item[1] for item in calls(buffer)] == list(range(2000))
+
+
+def test_a_ring_full_for_too_long_drops_new_metric_calls_counted_and_keeps_every_lifecycle_event(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     writer, reader, buffer = ring(4096)
