@@ -1,9 +1,11 @@
 """The shared-memory ring between a training process and its sender process.
 
 A logging call packs itself into the ring (``RingWriter``): bytes in memory that the
-sender process maps too. No system call, no wait on the other process, and nothing
+sender process maps too. No system call, no lock the other process holds, and nothing
 left behind that Python's garbage collector tracks, so a call costs the same whatever
-Kafka, the disk or the sender do. The sender process (``producers.delivery.sidecar``)
+Kafka or the disk do; it waits only on a full ring, when the sender process reads
+slower than the trainer logs (it is short of CPU), which paces the trainer instead
+of losing what it logged. The sender process (``producers.delivery.sidecar``)
 reads the ring (``RingReader``) into its ``EventBuffer``; from there on, delivery is
 the thread design's (``producers.delivery.sender``).
 
@@ -78,7 +80,7 @@ def ring_capacity(memory_bytes: int) -> int:
 
 
 class RingWriter:
-    """The training process's end: appends calls and events; never waits.
+    """The training process's end: appends calls and events.
 
     When the ring is full (the sender process reads slower than this process logs),
     a call waits for room, up to ``full_wait_s``; then, or at once if the sender
@@ -130,7 +132,7 @@ class RingWriter:
     def add_metrics(
         self, run: RunIdentity, step: int, timestamp: int, points: Sequence[tuple[str, float]]
     ) -> None:
-        """Appends one metric call (already validated), or drops it if the ring is full."""
+        """Appends one metric call (already validated); on a full ring, see the class."""
         with self._lock:
             if self.closed or (self._waiting and not self._catch_up()):
                 self._drop(len(points))

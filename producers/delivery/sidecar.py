@@ -2,12 +2,13 @@
 
 Started by ``producers.delivery.process.SenderProcess`` with the three descriptors it
 names. It reads the ring into an ``EventBuffer`` every ``linger_ms`` on a thread of
-its own, delivers it with a ``BackgroundSender`` as the thread design does, answers
-the control socket's requests (each after reading the ring up to the moment it was
-asked, so a flush covers every call made before it), and sends its log records and
-metrics back on the event socket. When the control socket closes without a
-``close`` (its trainer died), it reads the ring to its end, delivers or spools it
-all, and exits.
+its own, while the buffer is under a quarter of the memory bound (a sender that lags
+leaves calls in the ring, which paces the trainer), delivers it with a
+``BackgroundSender`` as the thread design does, answers the control socket's
+requests (a flush reads the ring a share at a time until it has covered every call
+made before it), and sends its log records and metrics back on the event socket.
+When the control socket closes without a ``close`` (its trainer died), it reads the
+ring to its end, delivers or spools it all, and exits.
 """
 
 from __future__ import annotations

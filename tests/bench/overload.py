@@ -11,6 +11,8 @@ Two scenarios, each with one ``matih-ingest worker`` writing a fresh sqlite stor
   trainer's process (``MATIH_PRODUCER_SENDER=thread``), to show what the sender
   process saves the call latency.
 
+And ``alone``: the unthrottled loop with Kafka out of reach (everything spooled), with
+each sender, so that no broker or worker competes for the cores: the SDK's own cost.
 And ``floor``: the unthrottled loop with no SDK (a call keeps its arguments only), the
 call latency the interpreter and the machine give in the same run.
 
@@ -29,6 +31,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -120,6 +123,32 @@ def floor(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def alone(bench: Services, args: argparse.Namespace, sender: str) -> dict[str, Any]:
+    """The unthrottled loop with Kafka out of reach (a closed port): everything goes
+    to the spool, and no broker or worker competes with the trainer and its sender for
+    the machine's cores. What the SDK's own design costs the call."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    child = spawn_child(
+        "tests.bench.overload_trainer",
+        {
+            "bootstrap": f"127.0.0.1:{port}",
+            "topic": "alone.events",
+            "tenant": f"tenant-alone-{sender}",
+            "spool_dir": str(bench.folder / "spool" / f"alone-{sender}"),
+            "memory_bytes": args.memory_bytes,
+            "spool_max_bytes": SPOOL_BYTES,
+            "duration_s": args.unthrottled_s,
+            "sender": sender,
+            "warm_s": 1.0,
+            "close_timeout_s": 5.0,
+        },
+    )
+    (result,) = collect([child], args.timeout + args.unthrottled_s)
+    return result
+
+
 def topic_bytes(bootstrap: str, topic: str) -> int:
     """Bytes of the topic's segment files on the local broker's disk."""
     port = broker_port(bootstrap)
@@ -182,6 +211,21 @@ def table(report: dict[str, Any]) -> str:
             f" ({landed(measured['landed'], trainer['dropped_points'])})"
             f" | {measured['seconds_to_drain_after_loop']:.1f} |"
         )
+    for sender, trainer in report["alone"].items():
+        calls = trainer["call_us"]
+        seconds = trainer["ended"] - trainer["began"]
+        growth = trainer["peak_rss_mb"] - trainer["rss_before_mb"] - trainer["latency_array_mb"]
+        rows.append(
+            f"| SDK alone, Kafka out of reach, sender {sender}"
+            f" ({report['settings']['unthrottled']})"
+            f" | {trainer['points'] / seconds:,.0f}"
+            f" | {trainer['peak_rss_mb']:,.0f} ({growth:,.0f})"
+            f" | {calls['p50']:.1f} / {calls['p99']:.1f} / {calls['p99.9']:.1f}"
+            f" / {calls['max']:,.0f}"
+            f" | {calls['over_50us']:,} of {trainer['calls']:,}"
+            f" | {trainer['points']:,} | {trainer['spilled_points']:,}"
+            f" | {trainer['dropped_points']:,} | (spooled) | - |"
+        )
     base = report["floor"]["call_us"]
     rows.append("")
     rows.append(
@@ -223,6 +267,7 @@ def main() -> None:
         report["unthrottled_thread"] = scenario(
             bench, args, "unthrottled-thread", duration_s=args.unthrottled_s, sender="thread"
         )
+        report["alone"] = {sender: alone(bench, args, sender) for sender in ("process", "thread")}
         report["floor"] = floor(args)
         report["bytes_per_point"] = bytes_per_point(bench, args)
     print(json.dumps(report, indent=2))

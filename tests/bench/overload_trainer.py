@@ -4,10 +4,12 @@ timed, either as fast as the loop goes or paced to a rate.
     python -m tests.bench.overload_trainer '<spec as JSON>'
 
 The spec gives ``duration_s`` and, for a paced burst, ``rate_points_s`` (absent: as
-fast as it can), or ``calls`` to log that many as fast as it can; and the SDK's
-``memory_bytes``, ``spool_max_bytes``, ``compression`` and ``sender``; ``"gc": false``
-turns the trainer's cyclic garbage collector off for the loop. ``"floor": true`` times
-the same loop with no SDK at all (``Floor``) and prints its calls and latencies only.
+fast as it can), or ``calls`` to log that many as fast as it can; the SDK's
+``memory_bytes``, ``spool_max_bytes``, ``compression`` and ``sender``; and how long
+to wait for Kafka before the loop (``warm_s``) and at the close (``close_timeout_s``).
+``"gc": false`` turns the trainer's cyclic garbage collector off for the loop.
+``"floor": true`` times the same loop with no SDK at all (``Floor``) and prints its
+calls and latencies only.
 Prints one JSON line: the run, calls and points logged, the call latency percentiles,
 the peak RSS of this process and its sender process, if any (and their RSS before the
 loop), and the SDK's report after ``close``: points spilled to the spool, dropped, and
@@ -134,7 +136,7 @@ def main() -> None:
     config = RunConfig(tenant_id=spec["tenant"], run_name=spec["tenant"])
     latencies = array("q")
     with tracker.start_run(EXPERIMENT, config) as run:
-        tracker.flush(30)  # connected, the run created: the loop starts on a warm SDK
+        tracker.flush(spec.get("warm_s", 30))  # connected, the run created: a warm SDK
         rss_before = rss_mb("VmRSS")
         if spec.get("gc") is False:
             gc.disable()
