@@ -36,6 +36,16 @@ def settings_from(spec: dict[str, Any]) -> ProducerSettings:
     )
 
 
+def log_steps(run: Any, steps: int) -> None:
+    """Logs ``steps`` steps of the four keys, each value and timestamp one of its own."""
+    for step in range(steps):
+        run.log_metrics(
+            {key: value(i, step) for i, key in enumerate(KEYS)},
+            step=step,
+            timestamp=BASE_TS + step,
+        )
+
+
 def rank_main(spec: dict[str, Any], rank: int, barrier: Any) -> None:
     """One rank of four: rank 0 starts and ends the run, the others join it; each logs
     its own keys, a param and a tag; rank 0 ends only after every rank flushed."""
@@ -72,12 +82,7 @@ def orphan_main(spec: dict[str, Any]) -> None:
     )
     run.log_params({"lr": 0.01, "depth": 6})
     run.set_tags({"phase": "offline"})
-    for step in range(spec["steps"]):
-        run.log_metrics(
-            {key: value(i, step) for i, key in enumerate(KEYS)},
-            step=step,
-            timestamp=BASE_TS + step,
-        )
+    log_steps(run, spec["steps"])
     run.end()
     started = time.monotonic()
     report = tracker.close(spec["flush_timeout_s"])
@@ -128,12 +133,7 @@ def crash_main(spec: dict[str, Any]) -> None:
     )
     run.log_params({"lr": 0.01})
     run.set_tags({"phase": "crash"})
-    for step in range(spec["steps"]):
-        run.log_metrics(
-            {key: value(i, step) for i, key in enumerate(KEYS)},
-            step=step,
-            timestamp=BASE_TS + step,
-        )
+    log_steps(run, spec["steps"])
     print("logged", flush=True)
     time.sleep(600)
 
