@@ -40,8 +40,9 @@ class ProducerSettings(BaseSettings):
         default="process",
         description="Where the sender runs: a process of its own, so a logging call only"
         " writes to shared memory and never pauses for the sender's GIL or garbage"
-        " collector (p99.9 tens of microseconds), or a thread of the trainer's process"
-        " (no extra process; a pause of hundreds of microseconds at p99.9 under load).",
+        " collector (p99.9 tens of microseconds where it has a core), or a thread of the"
+        " trainer's process (no second process; hundreds of microseconds at p99.9 under"
+        " load).",
     )
     memory_bytes: int = Field(
         default=128 * 1024 * 1024,

@@ -13,21 +13,29 @@ from pathlib import Path
 
 import pytest
 
-from producers import ExperimentTracker, ProducerTelemetry, RunConfig
+from producers import ActiveRun, ExperimentTracker, ProducerTelemetry, RunConfig
 from tests.senders import sender_pids, wait_ended
 from tests.unit.producers.test_offline import offline_settings
 
 CONFIG = RunConfig(tenant_id="acme-corp")
 
 
+def offline_run(tmp_path: Path) -> tuple[ExperimentTracker, ActiveRun, int]:
+    """A tracker with no broker, a run of it, and the sender process it started (other
+    tests' trackers may still have theirs)."""
+    before = set(sender_pids())
+    tracker = ExperimentTracker(offline_settings(tmp_path))
+    run = tracker.start_run("exp", CONFIG)
+    (pid,) = set(sender_pids()) - before
+    return tracker, run, pid
+
+
 def test_the_sender_processs_warnings_reach_the_trainers_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="producers")
-    tracker = ExperimentTracker(offline_settings(tmp_path))
-    run = tracker.start_run("exp", CONFIG)
+    tracker, run, pid = offline_run(tmp_path)
     run.log_metrics({"loss": 0.5})
-    (pid,) = sender_pids()
     tracker.flush(1.0)
     tracker.close(1.0)
     away = [r for r in caplog.records if "is out of reach" in r.getMessage()]
@@ -50,10 +58,8 @@ def test_the_sender_processs_counts_reach_the_trainers_metrics(tmp_path: Path) -
 
 
 def test_ctrl_c_stops_the_trainer_not_its_sender_process(tmp_path: Path) -> None:
-    tracker = ExperimentTracker(offline_settings(tmp_path))
-    run = tracker.start_run("exp", CONFIG)
+    tracker, run, pid = offline_run(tmp_path)
     tracker.flush(0.1)  # answered: the sender process has started
-    (pid,) = sender_pids()
     os.kill(pid, signal.SIGINT)
     os.kill(pid, signal.SIGTERM)
     time.sleep(0.3)
@@ -68,11 +74,9 @@ def test_ctrl_c_stops_the_trainer_not_its_sender_process(tmp_path: Path) -> None
 def test_a_dead_sender_process_costs_one_error_and_no_exception(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tracker = ExperimentTracker(offline_settings(tmp_path))
-    run = tracker.start_run("exp", CONFIG)
+    tracker, run, pid = offline_run(tmp_path)
     run.log_metrics({"loss": 1.0}, step=0)
     tracker.flush(0.2)
-    (pid,) = sender_pids()
     with caplog.at_level(logging.WARNING, logger="producers"):
         os.kill(pid, signal.SIGKILL)
         wait_ended([pid])
