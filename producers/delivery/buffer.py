@@ -136,11 +136,11 @@ class EventBuffer:
         """Appends a lifecycle event; it is never dropped."""
         self._add(event, item_bytes(event))
 
-    def extend(self, calls: Sequence[MetricCall], size: int) -> None:
-        """Appends metric calls of ``size`` bytes (``item_bytes``) at once, as a sender
-        process reads them from its ring."""
+    def extend(self, items: Sequence[Item], size: int) -> None:
+        """Appends items of ``size`` bytes (``item_bytes``) at once, as a sender process
+        reads calls from its ring."""
         with self._lock:
-            self._items.extend(calls)
+            self._items.extend(items)
             self._added += size
             if self._added - self._taken + self.held_elsewhere > self._max_bytes:
                 self._drop_oldest_metric_calls()
@@ -165,11 +165,7 @@ class EventBuffer:
         return items
 
     def _add(self, item: Item, size: int) -> None:
-        with self._lock:
-            self._items.append(item)
-            self._added += size
-            if self._added - self._taken + self.held_elsewhere > self._max_bytes:
-                self._drop_oldest_metric_calls()
+        self.extend((item,), size)
 
     def _drop_oldest_metric_calls(self) -> None:
         # Under the lock: only when the sender has not run for a long while.

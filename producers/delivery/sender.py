@@ -47,8 +47,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SHUTDOWN_RESERVE_S = 1.0
-"""Of a close's timeout, what is kept for spooling the rest and disconnecting."""
+_SHUTDOWN_RESERVE_S = 1.0
+
+
+def shutdown_reserve(timeout: float) -> float:
+    """Of a close's ``timeout``, what is kept for spooling the rest and disconnecting."""
+    return min(_SHUTDOWN_RESERVE_S, timeout / 4)
 
 
 class BackgroundSender:
@@ -127,7 +131,7 @@ class BackgroundSender:
         What Kafka has not acknowledged by then stays in the spool (see the report).
         """
         deadline = time.monotonic() + timeout
-        reserve = min(SHUTDOWN_RESERVE_S, timeout / 4)
+        reserve = shutdown_reserve(timeout)
         report = self.flush(max(timeout - reserve, 0.0))
         self._closing = True
         future = asyncio.run_coroutine_threadsafe(self._shutdown(deadline), self._loop)

@@ -29,7 +29,7 @@ from typing import Any
 from producers.delivery.buffer import EventBuffer
 from producers.delivery.report import DeliveryReport
 from producers.delivery.ring import HEADER_BYTES, RingReader, ring_capacity
-from producers.delivery.sender import SHUTDOWN_RESERVE_S, BackgroundSender
+from producers.delivery.sender import BackgroundSender, shutdown_reserve
 from producers.settings import ProducerSettings
 
 _TELEMETRY_EVERY_S = 0.5
@@ -194,7 +194,7 @@ class Sidecar:
         stops the sender."""
         self._stopped.set()
         deadline = time.monotonic() + timeout
-        self._do_flush(max(timeout - min(SHUTDOWN_RESERVE_S, timeout / 4), 0.0))
+        self._do_flush(max(timeout - shutdown_reserve(timeout), 0.0))
         while self._read():
             self._sender.flush(0.0)
         report = self._sender.close(max(deadline - time.monotonic(), 0.0))
